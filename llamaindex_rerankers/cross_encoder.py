@@ -1,0 +1,48 @@
+"""LlamaIndex postprocessor for local cross-encoders."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from llama_index.core.bridge.pydantic import Field
+
+from llamaindex_rerankers.base import BaseRerank
+from rerank_kit import Scorer
+from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
+from rerank_kit.scorers.cross_encoder_engine import DEFAULT_MAX_TOKENS_PER_BATCH
+
+
+class CrossEncoderRerank(BaseRerank):
+    """Reranks nodes with a sentence-transformers cross-encoder (hub name or local path).
+
+    Example: ``index.as_query_engine(node_postprocessors=[CrossEncoderRerank(top_n=3)])``.
+    """
+
+    model: str = Field(default=DEFAULT_CROSS_ENCODER, description="Hub model name or local path.")
+    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
+    max_length: Optional[int] = Field(default=None, description="Token limit per pair; None uses the model's.")
+    batch_size: int = Field(default=32, description="Most pairs per forward pass.")
+    max_tokens_per_batch: int = Field(default=DEFAULT_MAX_TOKENS_PER_BATCH, description="Padded-token budget per pass.")
+    activation: Activation = Field(default="sigmoid", description="'sigmoid' for (0, 1) scores, 'raw' for logits.")
+    mode: Mode = Field(default="exact", description="'exact' (fp32) or 'fast' (bf16 where the CPU supports it).")
+    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
+
+    @classmethod
+    def class_name(cls) -> str:
+        return "RerankKitCrossEncoderRerank"
+
+    def _build_scorer(self) -> Scorer:
+        return CrossEncoderScorer(
+            self.model,
+            device=self.device,
+            max_length=self.max_length,
+            batch_size=self.batch_size,
+            max_tokens_per_batch=self.max_tokens_per_batch,
+            activation=self.activation,
+            mode=self.mode,
+            local_files_only=self.local_files_only,
+            trust_remote_code=self.trust_remote_code,
+            revision=self.revision,
+        )

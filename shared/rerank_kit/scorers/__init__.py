@@ -1,0 +1,1 @@
+"""One module per scoring backend; each imports its optional dependency lazily."""

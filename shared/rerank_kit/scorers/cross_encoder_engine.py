@@ -1,0 +1,109 @@
+"""Runs one loaded sentence-transformers CrossEncoder: tokenize once, sort by length, batch by tokens."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+#: Default cap on padded tokens per forward pass: bounds peak memory whatever the candidate count.
+DEFAULT_MAX_TOKENS_PER_BATCH = 8192
+
+
+class CrossEncoderEngine:
+    """Relevance logits for (query, text) pairs from one shared model, safe to call from many threads.
+
+    Pairs are tokenized once with truncation to the model's max length, sorted by token length and
+    cut into batches bounded by a pair count and a padded-token budget, so padding is near zero and
+    memory does not grow with the number of candidates. A lock serializes callers: the fast tokenizer
+    is not thread-safe and concurrent forward passes would only fight over the same cores.
+    Models that are not a plain sequence-classification transformer go through ``CrossEncoder.predict``.
+    """
+
+    def __init__(self, cross_encoder: Any) -> None:
+        import torch
+        from sentence_transformers.base.modules.transformer import Transformer
+
+        self.cross_encoder = cross_encoder
+        self.tokenizer = cross_encoder.tokenizer
+        self.model = cross_encoder.model
+        self.num_labels = cross_encoder.num_labels
+        if self.num_labels not in (1, 2):
+            raise ValueError(
+                f"cross-encoder has {self.num_labels} output labels; rerank-kit needs a relevance model "
+                "with 1 logit (relevance) or 2 logits (not relevant, relevant)"
+            )
+        self.max_length = cross_encoder.max_seq_length
+        modules = list(cross_encoder)
+        self.direct = len(modules) == 1 and isinstance(modules[0], Transformer) and self.model is not None
+        self.lock = threading.Lock()
+        self._torch = torch
+
+    def relevance_logits(
+        self,
+        pairs: Sequence[tuple[str, str]],
+        *,
+        batch_size: int,
+        max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH,
+        bf16: bool = False,
+    ) -> list[float]:
+        """One relevance logit per pair (for 2-logit models: relevant minus not relevant)."""
+        with self.lock:
+            if not self.direct:
+                return self._via_predict(pairs, batch_size)
+            return self._direct(pairs, batch_size, max_tokens_per_batch, bf16)
+
+    def _direct(self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, bf16: bool) -> list[float]:
+        torch = self._torch
+        encoded = self.tokenizer(
+            [query for query, _ in pairs],
+            [text for _, text in pairs],
+            truncation="longest_first",
+            max_length=self.max_length,
+        )
+        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
+        lengths = [len(ids) for ids in encoded["input_ids"]]
+        order = sorted(range(len(pairs)), key=lambda i: -lengths[i])
+        logits = [0.0] * len(pairs)
+        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        device = self.model.device
+        self.model.eval()
+        with torch.inference_mode(), autocast:
+            for batch in token_budget_batches(order, lengths, batch_size, max_tokens):
+                features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
+                features = {key: value.to(device) for key, value in features.items()}
+                out = self.model(**features).logits.float()
+                for i, value in zip(batch, self._reduce(out).tolist()):
+                    logits[i] = value
+        return logits
+
+    def _via_predict(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[float]:
+        torch = self._torch
+        out = self.cross_encoder.predict(
+            list(pairs), batch_size=batch_size, activation_fn=torch.nn.Identity(), convert_to_tensor=True
+        )
+        out = out.float().reshape(len(pairs), -1)
+        return self._reduce(out).tolist()
+
+    def _reduce(self, logits: Any) -> Any:
+        if self.num_labels == 2:
+            return (logits[:, 1] - logits[:, 0]).double()
+        return logits[:, 0].double()
+
+
+def token_budget_batches(
+    order: Sequence[int], lengths: Sequence[int], batch_size: int, max_tokens: int
+) -> Iterator[list[int]]:
+    """Cut ``order`` (longest first) into batches of at most ``batch_size`` pairs and ``max_tokens`` padded tokens."""
+    batch: list[int] = []
+    width = 0
+    for i in order:
+        new_width = max(width, lengths[i])
+        if batch and (len(batch) >= batch_size or new_width * (len(batch) + 1) > max_tokens):
+            yield batch
+            batch, new_width = [], lengths[i]
+        batch.append(i)
+        width = new_width
+    if batch:
+        yield batch
