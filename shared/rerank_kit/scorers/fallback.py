@@ -1,0 +1,96 @@
+"""A scorer that keeps answering while a provider is down: try scorers in order, use the first that answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from rerank_kit.errors import ProviderError, ProviderUnavailableError
+from rerank_kit.scorer import ScoreRequest, Scorer
+
+T = TypeVar("T")
+
+
+class FallbackScorer(Scorer):
+    """Tries ``scorers`` in order and returns the first answer, e.g. ``[CohereScorer(), CrossEncoderScorer()]``.
+
+    A scorer is skipped when it raises a :class:`~rerank_kit.ProviderError` (after its own retries: outage,
+    rate limit, auth, rejected request, malformed answer); any other error (bad input, a bug) propagates.
+    ``last_scorer_name`` says which scorer answered the most recent call and ``last_failures`` what
+    failed before it; ``usage`` records the answering scorer's reported usage. When every scorer fails,
+    a :class:`~rerank_kit.ProviderUnavailableError` lists each failure. Scores are not cached by default
+    (different scorers use different scales).
+    """
+
+    def __init__(self, scorers: Sequence[Scorer]) -> None:
+        super().__init__()
+        scorers = list(scorers)
+        if not scorers:
+            raise ValueError("FallbackScorer needs at least one scorer")
+        for position, scorer in enumerate(scorers):
+            if not isinstance(scorer, Scorer):
+                raise TypeError(f"scorers[{position}] must be a rerank_kit.Scorer, got {type(scorer).__name__}")
+        self.scorers = scorers
+        self.last_scorer_name: str | None = None
+        self.last_failures: list[ProviderError] = []
+
+    @property
+    def name(self) -> str:
+        return "fallback(" + ", ".join(scorer.name for scorer in self.scorers) + ")"
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        return self._first(lambda scorer: scorer.score(query, texts))
+
+    def score_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        return self._first(lambda scorer: scorer.score_many(requests))
+
+    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        return await self._afirst(lambda scorer: scorer.ascore(query, texts))
+
+    async def ascore_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        return await self._afirst(lambda scorer: scorer.ascore_many(requests))
+
+    def _first(self, run: Callable[[Scorer], T]) -> T:
+        failures: list[ProviderError] = []
+        for scorer in self.scorers:
+            usage_before = scorer.usage.total
+            try:
+                answer = run(scorer)
+            except ProviderError as error:
+                failures.append(error)
+                continue
+            return self._answered(scorer, usage_before, failures, answer)
+        raise self._all_failed(failures)
+
+    async def _afirst(self, run: Callable[[Scorer], Awaitable[T]]) -> T:
+        failures: list[ProviderError] = []
+        for scorer in self.scorers:
+            usage_before = scorer.usage.total
+            try:
+                answer = await run(scorer)
+            except ProviderError as error:
+                failures.append(error)
+                continue
+            return self._answered(scorer, usage_before, failures, answer)
+        raise self._all_failed(failures)
+
+    def _answered(self, scorer: Scorer, usage_before: dict[str, float], failures: list[ProviderError],
+                  answer: T) -> T:
+        self.last_scorer_name = scorer.name
+        self.last_failures = failures
+        usage_after = scorer.usage.total
+        spent = {key: value - usage_before.get(key, 0) for key, value in usage_after.items()}
+        if any(spent.values()):
+            self.usage.record(spent)
+        return answer
+
+    def _all_failed(self, failures: list[ProviderError]) -> ProviderUnavailableError:
+        self.last_scorer_name = None
+        self.last_failures = failures
+        listing = "; ".join(f"[{i}] {error}" for i, error in enumerate(failures))
+        error = ProviderUnavailableError("fallback", f"every scorer failed: {listing}")
+        error.__cause__ = failures[-1]
+        return error
+
+    def __repr__(self) -> str:
+        return f"FallbackScorer(scorers={self.scorers!r})"

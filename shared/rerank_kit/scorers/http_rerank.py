@@ -1,0 +1,174 @@
+"""Self-hosted ``/rerank`` servers: Hugging Face Text Embeddings Inference (TEI) and Infinity, over httpx."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from rerank_kit._optional import require
+from rerank_kit.errors import ProviderResponseError
+from rerank_kit.scorers.api_batching import ChunkAnswer
+from rerank_kit.scorers.api_support import (
+    PerLoop,
+    TransientProviderError,
+    error_for_status,
+    parse_retry_after,
+    redact,
+    resolve_key,
+)
+from rerank_kit.scorers.remote import (
+    DEFAULT_BACKOFF,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    RemoteScorer,
+)
+from rerank_kit.validation import check_positive_int
+
+Protocol = Literal["tei", "infinity"]
+#: Default documents per request: TEI's ``--max-client-batch-size`` default, and Infinity's request limit.
+DEFAULT_BATCH_SIZES: dict[str, int] = {"tei": 32, "infinity": 2048}
+_PROVIDER_NAMES = {"tei": "TEI", "infinity": "Infinity"}
+_NOT_JSON = object()
+
+
+class HTTPRerankScorer(RemoteScorer):
+    """Scores with a ``/rerank`` inference server, the way to scale out: many replicas behind one URL.
+
+    ``protocol="tei"`` speaks Text Embeddings Inference (``{query, texts, truncate, raw_scores}`` in, a list
+    of ``{index, score}`` out); ``protocol="infinity"`` speaks Infinity's Cohere-style API
+    (``{query, documents, top_n, model}`` in, ``{results: [{index, relevance_score}], usage}`` out).
+    ``base_url`` is the server root (``POST {base_url}/rerank``); ``api_key`` is sent as a bearer token.
+    Requests hold at most ``max_batch_size`` documents (TEI 32, Infinity 2048 by default; match the
+    server's limit). One httpx connection pool per scorer (one per event loop for async).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        protocol: Protocol = "tei",
+        model: str | None = None,
+        api_key: Any = None,
+        truncate: bool = True,
+        raw_scores: bool = False,
+        max_batch_size: int | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+    ) -> None:
+        if protocol not in DEFAULT_BATCH_SIZES:
+            raise ValueError(f"protocol must be 'tei' or 'infinity', got {protocol!r}")
+        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL of the rerank server, got {base_url!r}")
+        super().__init__(api_key=resolve_key(api_key, ()), timeout=timeout, max_retries=max_retries,
+                         backoff=backoff, max_concurrency=max_concurrency)
+        self.protocol = protocol
+        self.provider = _PROVIDER_NAMES[protocol]
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.truncate = bool(truncate)
+        self.raw_scores = bool(raw_scores)
+        self.max_documents = (
+            DEFAULT_BATCH_SIZES[protocol] if max_batch_size is None
+            else check_positive_int("max_batch_size", max_batch_size)
+        )
+        self._client: Any = None
+        self._async_clients: PerLoop[Any] = PerLoop(lambda: self._httpx.AsyncClient(**self._client_options()))
+
+    @property
+    def name(self) -> str:
+        return self.model or f"{self.provider} {self.base_url}"
+
+    @property
+    def cache_key(self) -> str:
+        return f"http-rerank|{self.protocol}|{self.base_url}|{self.model}|{self.truncate}|{self.raw_scores}"
+
+    @property
+    def _httpx(self) -> Any:
+        return require("httpx", "http")
+
+    @property
+    def client(self) -> Any:
+        """The sync ``httpx.Client`` (one connection pool), built on first use."""
+        if self._client is None:
+            self._client = self._httpx.Client(**self._client_options())
+        return self._client
+
+    def _client_options(self) -> dict[str, Any]:
+        headers = {"Accept": "application/json"}
+        if self._api_key is not None:
+            headers["Authorization"] = f"Bearer {self._api_key.get_secret_value()}"
+        return {"base_url": self.base_url, "headers": headers, "timeout": self.timeout}
+
+    def _body(self, query: str, texts: list[str]) -> dict[str, Any]:
+        if self.protocol == "tei":
+            return {"query": query, "texts": texts, "truncate": self.truncate, "raw_scores": self.raw_scores}
+        body: dict[str, Any] = {"query": query, "documents": texts, "top_n": len(texts), "return_documents": False}
+        if self.model is not None:
+            body["model"] = self.model
+        if self.raw_scores:
+            body["raw_scores"] = True
+        return body
+
+    def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
+        httpx = self._httpx
+        try:
+            response = self.client.post("/rerank", json=self._body(query, texts))
+        except httpx.TimeoutException:
+            raise TransientProviderError(self.provider, f"no answer within the {self.timeout}s timeout") from None
+        except httpx.TransportError as exc:
+            raise TransientProviderError(self.provider, f"connection failed ({type(exc).__name__})") from None
+        return self._answer(response.status_code, response.headers, response.content)
+
+    async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
+        httpx = self._httpx
+        try:
+            response = await self._async_clients.get().post("/rerank", json=self._body(query, texts))
+        except httpx.TimeoutException:
+            raise TransientProviderError(self.provider, f"no answer within the {self.timeout}s timeout") from None
+        except httpx.TransportError as exc:
+            raise TransientProviderError(self.provider, f"connection failed ({type(exc).__name__})") from None
+        return self._answer(response.status_code, response.headers, response.content)
+
+    def _answer(self, status: int, headers: Any, content: bytes) -> ChunkAnswer:
+        try:
+            body = json.loads(content)
+        except ValueError:
+            body = _NOT_JSON
+        if not 200 <= status < 300:
+            detail = redact(_error_message(body, content), self._api_key)
+            raise error_for_status(self.provider, status, detail, retry_after=parse_retry_after(headers))
+        if body is _NOT_JSON:
+            raise ProviderResponseError(self.provider, "the response body is not valid JSON", status_code=status)
+        try:
+            if self.protocol == "tei":
+                return ChunkAnswer([(item["index"], item["score"]) for item in _list(body)])
+            results = _list(body["results"])
+            return ChunkAnswer([(item["index"], item["relevance_score"]) for item in results], _usage(body))
+        except (KeyError, TypeError) as exc:
+            raise ProviderResponseError(
+                self.provider, f"malformed rerank response ({type(exc).__name__}: {exc})", status_code=status
+            ) from None
+
+
+def _list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of results, got {type(value).__name__}")
+    return value
+
+
+def _usage(body: dict[str, Any]) -> dict[str, float]:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return {}
+    return {key: value for key, value in usage.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+
+
+def _error_message(body: Any, content: bytes) -> str:
+    if isinstance(body, dict):
+        for key in ("error", "message", "detail"):
+            if body.get(key):
+                return str(body[key])
+    return content.decode("utf-8", errors="replace").strip()
