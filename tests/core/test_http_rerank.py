@@ -1,0 +1,191 @@
+"""HTTPRerankScorer against loopback servers speaking TEI's and Infinity's /rerank wire formats."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rerank_kit import (
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderUnavailableError,
+    Reranker,
+)
+from rerank_kit.scorers.http_rerank import HTTPRerankScorer
+from tests.api_servers import SECRET_KEY, infinity_handler, overlap_score, rewrite, scripted, tei_handler
+from tests.loopback import LoopbackServer, Reply
+
+DOCS = ["the cat", "reset my password", "how do i reset my password for my account", "python error"]
+QUERY = "reset password account"
+HANDLERS = {"tei": tei_handler, "infinity": infinity_handler}
+
+
+def scorer(server: LoopbackServer, protocol: str = "tei", **options) -> HTTPRerankScorer:
+    options = {"max_retries": 3, "backoff": 0.01, **options}
+    return HTTPRerankScorer(server.url, protocol=protocol, **options)
+
+
+def expected(docs: list[str]) -> list[float]:
+    return [overlap_score(QUERY, d) for d in docs]
+
+
+def test_tei_request_body():
+    with LoopbackServer(tei_handler()) as server:
+        scores = scorer(server, truncate=False, raw_scores=True).score(QUERY, DOCS)
+    request = server.requests[0]
+    assert (request.method, request.path) == ("POST", "/rerank")
+    assert request.json == {"query": QUERY, "texts": DOCS, "truncate": False, "raw_scores": True}
+    assert "authorization" not in request.headers
+    assert scores == expected(DOCS)
+
+
+def test_infinity_request_body_and_usage():
+    with LoopbackServer(infinity_handler()) as server:
+        infinity = scorer(server, "infinity", model="mixedbread-ai/mxbai-rerank-xsmall-v1", api_key=SECRET_KEY)
+        scores = infinity.score(QUERY, DOCS)
+    request = server.requests[0]
+    assert request.json == {"query": QUERY, "documents": DOCS, "top_n": 4, "return_documents": False,
+                            "model": "mixedbread-ai/mxbai-rerank-xsmall-v1"}
+    assert request.headers["authorization"] == f"Bearer {SECRET_KEY}"
+    assert scores == expected(DOCS)
+    assert infinity.usage.last == {"prompt_tokens": 16, "total_tokens": 16}
+
+
+@pytest.mark.parametrize("protocol", ["tei", "infinity"])
+def test_sorted_answers_are_mapped_back_by_index(protocol):
+    with LoopbackServer(HANDLERS[protocol]()) as server:
+        results = Reranker(scorer(server, protocol), top_n=3).rerank(QUERY, DOCS)
+    assert [r.index for r in results] == [2, 1, 0]
+
+
+def test_tei_splits_at_32_texts_by_default():
+    docs = [f"doc {i} reset" if i % 4 == 0 else f"doc {i}" for i in range(70)]
+    with LoopbackServer(tei_handler()) as server:
+        scores = scorer(server).score(QUERY, docs)
+    assert [len(r.json["texts"]) for r in server.requests] == [32, 32, 6]
+    assert scores == expected(docs)
+
+
+def test_infinity_splits_at_2048_documents_and_sums_usage():
+    docs = [f"doc {i}" for i in range(2100)]
+    with LoopbackServer(infinity_handler()) as server:
+        infinity = scorer(server, "infinity")
+        scores = infinity.score(QUERY, docs)
+    assert [len(r.json["documents"]) for r in server.requests] == [2048, 52]
+    assert scores == expected(docs)
+    assert infinity.usage.last == {"prompt_tokens": 4200, "total_tokens": 4200}
+
+
+async def test_async_split_runs_every_part_and_merges():
+    docs = [f"doc {i} password" if i % 3 == 0 else f"doc {i}" for i in range(50)]
+    with LoopbackServer(tei_handler(delay=0.05)) as server:
+        scores = await scorer(server, max_batch_size=8, max_concurrency=4).ascore(QUERY, docs)
+    assert len(server.requests) == 7
+    assert scores == expected(docs)
+
+
+def test_429_is_retried_after_the_retry_after_header(caplog):
+    handler = scripted(Reply(429, {"error": "overloaded"}, headers={"Retry-After": "1"}), then=tei_handler())
+    with LoopbackServer(handler) as server, caplog.at_level(logging.WARNING, logger="rerank_kit.api"):
+        scores = scorer(server).score(QUERY, DOCS)
+    assert len(server.requests) == 2
+    assert scores == expected(DOCS)
+    assert "retry 1 of 3 in 1.00s" in caplog.text
+
+
+@pytest.mark.parametrize("protocol", ["tei", "infinity"])
+def test_500_three_times_then_success(protocol):
+    handler = scripted(*[Reply(500, {"error": "boom"})] * 3, then=HANDLERS[protocol]())
+    with LoopbackServer(handler) as server:
+        scores = scorer(server, protocol).score(QUERY, DOCS)
+    assert len(server.requests) == 4
+    assert scores == expected(DOCS)
+
+
+def test_persistent_500_gives_up_after_max_retries():
+    with LoopbackServer(lambda request: Reply(500, {"error": "boom"})) as server:
+        with pytest.raises(ProviderUnavailableError, match="TEI .*gave up after 3 attempts"):
+            scorer(server, max_retries=2).score(QUERY, DOCS)
+    assert len(server.requests) == 3
+
+
+def test_timeout_is_retried_then_reported():
+    with LoopbackServer(lambda request: Reply(200, [], delay=1.0)) as server:
+        with pytest.raises(ProviderUnavailableError, match="timeout"):
+            scorer(server, timeout=0.2, max_retries=1).score(QUERY, DOCS)
+    assert len(server.requests) == 2
+
+
+async def test_async_timeout_is_reported():
+    with LoopbackServer(lambda request: Reply(200, [], delay=1.0)) as server:
+        with pytest.raises(ProviderUnavailableError, match="timeout"):
+            await scorer(server, timeout=0.2, max_retries=0).ascore(QUERY, DOCS)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_auth_failure_is_not_retried_and_hides_the_key(status):
+    reply = Reply(status, {"error": f"bad token {SECRET_KEY}"})
+    with LoopbackServer(lambda request: reply) as server:
+        with pytest.raises(ProviderAuthError) as info:
+            scorer(server, api_key=SECRET_KEY).score(QUERY, DOCS)
+    assert len(server.requests) == 1
+    assert SECRET_KEY not in str(info.value)
+
+
+def test_413_says_to_lower_the_batch_size():
+    with LoopbackServer(lambda request: Reply(413, {"error": "batch size 32 > maximum allowed batch size 16"})) as s:
+        with pytest.raises(ProviderRequestError, match="lower the batch size"):
+            scorer(s).score(QUERY, DOCS)
+    assert len(s.requests) == 1
+
+
+@pytest.mark.parametrize("protocol", ["tei", "infinity"])
+def test_malformed_json_is_a_response_error(protocol):
+    with LoopbackServer(lambda request: Reply(200, raw=b"not json")) as server:
+        with pytest.raises(ProviderResponseError, match="not valid JSON"):
+            scorer(server, protocol).score(QUERY, DOCS)
+
+
+def test_infinity_body_without_results_is_a_response_error():
+    with LoopbackServer(lambda request: Reply(200, {"object": "rerank"})) as server:
+        with pytest.raises(ProviderResponseError, match="Infinity"):
+            scorer(server, "infinity").score(QUERY, DOCS)
+
+
+def test_out_of_range_index_is_a_response_error():
+    def shift(reply: Reply) -> Reply:
+        reply.body[0]["index"] = 4
+        return reply
+
+    with LoopbackServer(rewrite(tei_handler(), shift)) as server:
+        with pytest.raises(ProviderResponseError, match="TEI: result index 4 is out of range"):
+            scorer(server).score(QUERY, DOCS)
+
+
+async def test_async_out_of_range_index_in_a_later_part_is_a_response_error():
+    def shift(reply: Reply) -> Reply:
+        if len(reply.body) < 2:
+            reply.body[0]["index"] = 1
+        return reply
+
+    docs = [f"doc {i}" for i in range(3)]
+    with LoopbackServer(rewrite(tei_handler(), shift)) as server:
+        with pytest.raises(ProviderResponseError, match="out of range"):
+            await scorer(server, max_batch_size=2).ascore(QUERY, docs)
+
+
+def test_key_never_appears_in_repr():
+    tei = HTTPRerankScorer("http://127.0.0.1:9", api_key=SECRET_KEY)
+    assert SECRET_KEY not in repr(tei)
+    assert SECRET_KEY not in repr(vars(tei))
+
+
+def test_bad_settings_fail_early():
+    with pytest.raises(ValueError, match="protocol"):
+        HTTPRerankScorer("http://127.0.0.1:9", protocol="cohere")
+    with pytest.raises(ValueError, match="base_url"):
+        HTTPRerankScorer("127.0.0.1:8080")
+    with pytest.raises(ValueError, match="max_batch_size"):
+        HTTPRerankScorer("http://127.0.0.1:9", max_batch_size=0)

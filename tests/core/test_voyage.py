@@ -1,0 +1,191 @@
+"""VoyageScorer against a loopback server speaking Voyage's v1 rerank wire format, through the real SDK."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rerank_kit import (
+    ProviderAuthError,
+    ProviderRequestError,
+    ProviderResponseError,
+    ProviderUnavailableError,
+    Reranker,
+)
+from rerank_kit.scorers.voyage import VoyageScorer
+from tests.api_servers import SECRET_KEY, overlap_score, rewrite, scripted, voyage_handler
+from tests.loopback import LoopbackServer, Reply
+
+DOCS = ["the cat", "reset my password", "how do i reset my password for my account", "python error"]
+QUERY = "reset password account"
+
+
+def scorer(server: LoopbackServer, **options) -> VoyageScorer:
+    options = {"max_retries": 3, "backoff": 0.01, **options}
+    return VoyageScorer(api_key=SECRET_KEY, base_url=f"{server.url}/v1", **options)
+
+
+def test_request_body_and_scores_in_input_order():
+    with LoopbackServer(voyage_handler()) as server:
+        scores = scorer(server, model="rerank-2.5-lite", truncation=False).score(QUERY, DOCS)
+    request = server.requests[0]
+    assert request.path == "/v1/rerank"
+    assert request.headers["authorization"] == f"Bearer {SECRET_KEY}"
+    assert request.json == {"query": QUERY, "documents": DOCS, "model": "rerank-2.5-lite", "top_k": 4,
+                            "truncation": False}
+    assert scores == [overlap_score(QUERY, d) for d in DOCS]
+
+
+def test_instruction_is_prepended_to_the_query():
+    with LoopbackServer(voyage_handler()) as server:
+        scorer(server, instruction="Prefer official help pages.").score(QUERY, DOCS)
+    assert server.requests[0].json["query"] == f"Prefer official help pages.\n{QUERY}"
+
+
+def test_reranker_ranks_by_voyage_scores_and_records_total_tokens():
+    with LoopbackServer(voyage_handler()) as server:
+        voyage = scorer(server)
+        results = Reranker(voyage, top_n=2).rerank(QUERY, DOCS)
+    assert [r.index for r in results] == [2, 1]
+    assert voyage.usage.last == {"total_tokens": 3 * 4 + 2 + 3 + 9 + 2}
+
+
+def test_more_than_1000_documents_are_split_and_merged():
+    docs = [f"doc {i} reset" if i % 5 == 0 else f"doc {i}" for i in range(1500)]
+    with LoopbackServer(voyage_handler()) as server:
+        voyage = scorer(server)
+        scores = voyage.score(QUERY, docs)
+    assert [len(r.json["documents"]) for r in server.requests] == [1000, 500]
+    assert scores == [overlap_score(QUERY, d) for d in docs]
+    assert voyage.usage.calls == 1
+
+
+def test_requests_are_split_at_the_total_token_budget():
+    docs = ["x" * 250_000, "reset " * 40_000, "y" * 250_000]
+    with LoopbackServer(voyage_handler()) as server:
+        scores = scorer(server).score(QUERY, docs)
+    assert [len(r.json["documents"]) for r in server.requests] == [2, 1]
+    assert scores == [overlap_score(QUERY, d) for d in docs]
+
+
+def test_token_budget_counts_the_query_once_per_document():
+    query = "q" * 100
+    docs = [f"doc {i}" for i in range(10)]
+    with LoopbackServer(voyage_handler()) as server:
+        scorer(server, max_tokens_per_request=4 * (100 + 8 + 5)).score(query, docs)
+    assert [len(r.json["documents"]) for r in server.requests] == [4, 4, 2]
+
+
+async def test_async_split_request_merges_the_same_scores():
+    docs = [f"doc {i} reset" if i % 3 else f"doc {i}" for i in range(2001)]
+    with LoopbackServer(voyage_handler()) as server:
+        scores = await scorer(server).ascore(QUERY, docs)
+    assert len(server.requests) == 3
+    assert scores == [overlap_score(QUERY, d) for d in docs]
+
+
+def test_429_is_retried_after_the_retry_after_header(caplog):
+    handler = scripted(Reply(429, {"detail": "rate limited"}, headers={"Retry-After": "1"}), then=voyage_handler())
+    with LoopbackServer(handler) as server, caplog.at_level(logging.WARNING, logger="rerank_kit.api"):
+        scores = scorer(server).score(QUERY, DOCS)
+    assert len(server.requests) == 2
+    assert scores == [overlap_score(QUERY, d) for d in DOCS]
+    assert "retry 1 of 3 in 1.00s" in caplog.text
+
+
+def test_500_three_times_then_success():
+    handler = scripted(*[Reply(500, {"detail": "boom"})] * 3, then=voyage_handler())
+    with LoopbackServer(handler) as server:
+        scores = scorer(server).score(QUERY, DOCS)
+    assert len(server.requests) == 4
+    assert scores == [overlap_score(QUERY, d) for d in DOCS]
+
+
+def test_persistent_502_gives_up_after_max_retries():
+    with LoopbackServer(lambda request: Reply(502, {"detail": "bad gateway"})) as server:
+        with pytest.raises(ProviderUnavailableError, match="gave up after 2 attempts"):
+            scorer(server, max_retries=1).score(QUERY, DOCS)
+    assert len(server.requests) == 2
+
+
+def test_timeout_is_retried_then_reported():
+    with LoopbackServer(lambda request: Reply(200, {"data": []}, delay=1.0)) as server:
+        with pytest.raises(ProviderUnavailableError, match="timeout"):
+            scorer(server, timeout=0.2, max_retries=1).score(QUERY, DOCS)
+    assert len(server.requests) == 2
+
+
+async def test_async_timeout_is_reported():
+    with LoopbackServer(lambda request: Reply(200, {"data": []}, delay=1.0)) as server:
+        with pytest.raises(ProviderUnavailableError, match="timeout"):
+            await scorer(server, timeout=0.2, max_retries=0).ascore(QUERY, DOCS)
+
+
+def test_401_fails_at_once_without_echoing_the_key():
+    reply = Reply(401, {"detail": f"Provided API key is invalid: {SECRET_KEY}"})
+    with LoopbackServer(lambda request: reply) as server:
+        with pytest.raises(ProviderAuthError, match="VOYAGE_API_KEY") as info:
+            scorer(server).score(QUERY, DOCS)
+    assert len(server.requests) == 1
+    assert SECRET_KEY not in str(info.value)
+
+
+def test_422_fails_at_once():
+    with LoopbackServer(lambda request: Reply(422, {"detail": "model not found"})) as server:
+        with pytest.raises(ProviderRequestError, match="model not found"):
+            scorer(server).score(QUERY, DOCS)
+    assert len(server.requests) == 1
+
+
+def test_malformed_json_is_a_response_error():
+    with LoopbackServer(lambda request: Reply(200, raw=b"{not json")) as server:
+        with pytest.raises(ProviderResponseError, match="Voyage"):
+            scorer(server).score(QUERY, DOCS)
+
+
+def test_out_of_range_index_is_a_response_error():
+    def shift(reply: Reply) -> Reply:
+        reply.body["data"][0]["index"] = 7
+        return reply
+
+    with LoopbackServer(rewrite(voyage_handler(), shift)) as server:
+        with pytest.raises(ProviderResponseError, match="Voyage: .*out of range"):
+            scorer(server).score(QUERY, DOCS)
+
+
+def test_negative_index_is_a_response_error():
+    def negative(reply: Reply) -> Reply:
+        reply.body["data"][0]["index"] = -1
+        return reply
+
+    with LoopbackServer(rewrite(voyage_handler(), negative)) as server:
+        with pytest.raises(ProviderResponseError, match="index -1 is out of range"):
+            scorer(server).score(QUERY, DOCS)
+
+
+async def test_async_500_then_success():
+    handler = scripted(Reply(500, {"detail": "boom"}), then=voyage_handler())
+    with LoopbackServer(handler) as server:
+        scores = await scorer(server).ascore(QUERY, DOCS)
+    assert len(server.requests) == 2
+    assert scores == [overlap_score(QUERY, d) for d in DOCS]
+
+
+def test_key_never_appears_in_repr():
+    voyage = VoyageScorer(api_key=SECRET_KEY)
+    assert SECRET_KEY not in repr(voyage)
+    assert SECRET_KEY not in repr(vars(voyage))
+
+
+def test_key_falls_back_to_environment(monkeypatch):
+    monkeypatch.setenv("VOYAGE_API_KEY", SECRET_KEY)
+    with LoopbackServer(voyage_handler()) as server:
+        VoyageScorer(base_url=f"{server.url}/v1").score(QUERY, DOCS)
+    assert server.requests[0].headers["authorization"] == f"Bearer {SECRET_KEY}"
+
+
+def test_cache_key_changes_with_the_instruction():
+    plain = VoyageScorer(api_key=SECRET_KEY)
+    steered = VoyageScorer(api_key=SECRET_KEY, instruction="Prefer recent documents.")
+    assert plain.cache_key != steered.cache_key
