@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from typing import Any
 
-from tests.loopback import Handler, Reply, Request
+import pytest
+
+from tests.loopback import Handler, LoopbackServer, Reply, Request
 
 USAGE = {"input_tokens": 120, "output_tokens": 15, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 80}
 MODEL = "claude-haiku-5-5"
@@ -72,6 +75,14 @@ def unauthorized() -> Reply:
     return error(401, "authentication_error", "invalid x-api-key")
 
 
+def number_in(text: str) -> int:
+    """The first integer in ``text``: test passages carry their true relevance as a number."""
+    match = re.search(r"\d+", text)
+    if match is None:
+        raise ValueError(f"no number in passage {text!r}")
+    return int(match.group())
+
+
 def passages_in(request: Request) -> list[str]:
     """The passage texts a request sent, in the order numbered 1..n."""
     content = request.json["messages"][-1]["content"]
@@ -97,3 +108,10 @@ def grading_by(grade: Callable[[str], float]) -> Handler:
         return scores({i: grade(passage) for i, passage in enumerate(passages_in(request), 1)})
 
     return handler
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Handler], LoopbackServer]]:
+    """Start scripted servers with ``serve(handler)``; every one stops when the test ends."""
+    with ExitStack() as stack:
+        yield lambda handler: stack.enter_context(LoopbackServer(handler, max_requests=50))

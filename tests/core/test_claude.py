@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 import pytest
 
 from rerank_kit import (
@@ -16,24 +13,11 @@ from rerank_kit import (
 )
 from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeAnswerWarning, ClaudeScorer
 from tests import messages_server as api
-from tests.loopback import Handler, LoopbackServer, sequence
+from tests.loopback import LoopbackServer, sequence
+from tests.messages_server import serve  # noqa: F401  (a fixture)
 
 TEXTS = ["cats purr", "paris is the capital of france", "rain in paris", "dogs bark"]
 QUERY = "capital of france"
-
-
-@pytest.fixture
-def serve() -> Iterator:
-    servers: list[LoopbackServer] = []
-
-    def start(handler: Handler) -> LoopbackServer:
-        server = LoopbackServer(handler, max_requests=50).__enter__()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.__exit__(None, None, None)
 
 
 def scorer(server: LoopbackServer, **options: object) -> ClaudeScorer:
@@ -42,10 +26,6 @@ def scorer(server: LoopbackServer, **options: object) -> ClaudeScorer:
 
 def indices(results: list) -> list[int]:
     return [r.index for r in results]
-
-
-def number_in(text: str) -> int:
-    return int(re.search(r"\d+", text).group())
 
 
 def test_a_tool_call_ranking_orders_results_with_rank_based_scores(serve) -> None:
@@ -139,9 +119,9 @@ def test_a_rejected_request_is_a_request_error_with_a_hint_about_temperature(ser
 
 def test_a_hundred_candidates_are_ranked_in_overlapping_windows_of_twenty(serve) -> None:
     texts = [f"passage number {i}" for i in range(100)]
-    server = serve(api.ranking_by(number_in))
+    server = serve(api.ranking_by(api.number_in))
     results = Reranker(scorer(server), top_n=None).rerank(QUERY, texts)
-    sent = [[number_in(p) for p in api.passages_in(r)] for r in server.requests]
+    sent = [[api.number_in(p) for p in api.passages_in(r)] for r in server.requests]
     assert [len(window) for window in sent] == [20] * 9
     assert sorted(sent[0]) == list(range(80, 100))
     assert sorted(indices(results)) == list(range(100))
@@ -149,7 +129,7 @@ def test_a_hundred_candidates_are_ranked_in_overlapping_windows_of_twenty(serve)
 
 
 def test_usage_is_summed_over_every_request_of_one_call(serve) -> None:
-    server = serve(api.ranking_by(number_in))
+    server = serve(api.ranking_by(api.number_in))
     claude = scorer(server)
     Reranker(claude).rerank(QUERY, [f"passage {i}" for i in range(30)])
     assert claude.usage.last == {
@@ -182,7 +162,7 @@ def test_instruction_and_template_shape_the_prompt(serve) -> None:
 
 def test_pointwise_grades_are_the_scores_and_batches_are_sized(serve) -> None:
     texts = [f"passage number {i}" for i in range(12)]
-    server = serve(api.grading_by(lambda text: number_in(text) % 10))
+    server = serve(api.grading_by(lambda text: api.number_in(text) % 10))
     results = Reranker(scorer(server, mode="pointwise", batch_size=5), top_n=3).rerank(QUERY, texts)
     assert [(r.index, r.score) for r in results] == [(9, 9.0), (8, 8.0), (7, 7.0)]
     assert sorted(len(api.passages_in(r)) for r in server.requests) == [2, 5, 5]
@@ -205,7 +185,7 @@ async def test_async_listwise_uses_the_async_client(serve) -> None:
 
 async def test_async_pointwise_runs_batches_concurrently(serve) -> None:
     texts = [f"passage number {i}" for i in range(9)]
-    server = serve(api.grading_by(lambda text: float(number_in(text))))
+    server = serve(api.grading_by(lambda text: float(api.number_in(text))))
     results = await Reranker(scorer(server, mode="pointwise", batch_size=2, max_concurrency=3), top_n=2).arerank(
         QUERY, texts
     )
