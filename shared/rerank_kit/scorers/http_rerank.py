@@ -163,7 +163,8 @@ def _usage(body: dict[str, Any]) -> dict[str, float]:
     usage = body.get("usage")
     if not isinstance(usage, dict):
         return {}
-    return {key: value for key, value in usage.items() if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {key: value for key, value in usage.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)}
 
 
 def _error_message(body: Any, content: bytes) -> str:
