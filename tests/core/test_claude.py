@@ -225,3 +225,13 @@ def test_bad_settings_fail_at_construction(options: dict, message: str) -> None:
 
 def test_the_key_never_shows_in_repr() -> None:
     assert "secret" not in repr(ClaudeScorer(api_key="secret-key"))
+
+
+def test_no_key_anywhere_is_an_auth_error_before_any_request(serve, monkeypatch, tmp_path) -> None:
+    for name in ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANTHROPIC_CONFIG_DIR", str(tmp_path))
+    server = serve(sequence(api.ranking([1, 2])))
+    with pytest.raises(ProviderAuthError, match="pass api_key or set ANTHROPIC_API_KEY"):
+        Reranker(ClaudeScorer(base_url=server.url)).rerank(QUERY, TEXTS)
+    assert server.requests == []

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 #: ``temperature`` defaults to ``None`` (not sent); set it only for models that accept it.
 DEFAULT_CLAUDE_MODEL = "claude-haiku-5-5"
 PROVIDER = "Anthropic"
+_KEY_HINT = "pass api_key or set ANTHROPIC_API_KEY"
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
 Mode = Literal["listwise", "pointwise"]
@@ -120,7 +121,9 @@ class ClaudeScorer(Scorer):
             raise ValueError("model must be a Claude model name such as 'claude-haiku-5-5'")
         if mode not in ("listwise", "pointwise"):
             raise ValueError(f"mode must be 'listwise' or 'pointwise', got {mode!r}")
-        if temperature is not None and (isinstance(temperature, bool) or not 0.0 <= temperature <= 1.0):
+        if temperature is not None and (
+            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1
+        ):
             raise ValueError(f"temperature must be None or between 0 and 1, got {temperature!r}")
         if instruction is not None and not isinstance(instruction, str):
             raise TypeError(f"instruction must be a str or None, got {type(instruction).__name__}")
@@ -128,9 +131,7 @@ class ClaudeScorer(Scorer):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.max_retries = _check_count("max_retries", max_retries, 10)
         self.answer_retries = _check_count("answer_retries", answer_retries, 5)
-        check_positive_int("window_size", window_size)
-        check_positive_int("step", step)
-        parsing.sliding_windows(window_size, window_size, step)
+        parsing.check_window(window_size, step)
         self.model = model
         self.mode = mode
         self.base_url = base_url
@@ -360,10 +361,12 @@ class ClaudeScorer(Scorer):
             ) from exc
         except anthropic.APIResponseValidationError as exc:
             raise ProviderResponseError(PROVIDER, f"malformed response: {exc}", status_code=exc.status_code) from exc
+        except getattr(anthropic, "CredentialsError", ()) as exc:
+            raise ProviderAuthError(PROVIDER, f"no usable credentials ({exc}); {_KEY_HINT}") from exc
         except TypeError as exc:
             if "authentication" not in str(exc):
                 raise
-            raise ProviderAuthError(PROVIDER, "no API key: pass api_key or set ANTHROPIC_API_KEY") from exc
+            raise ProviderAuthError(PROVIDER, f"no API key; {_KEY_HINT}") from exc
 
     def _status_error(self, exc: Any) -> ProviderError:
         status = exc.status_code

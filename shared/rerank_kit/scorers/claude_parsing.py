@@ -190,10 +190,9 @@ def sliding_windows(n: int, window_size: int, step: int) -> list[tuple[int, int]
     Each window overlaps the previous by ``window_size - step`` so strong passages can climb; the last
     window always starts at 0, so the top of the list is judged last.
     """
+    check_window(window_size, step)
     if n <= 0:
         return []
-    if window_size < 2 or not 1 <= step <= window_size:
-        raise ValueError(f"need window_size >= 2 and 1 <= step <= window_size, got {window_size} and {step}")
     windows = []
     end = n
     while True:
@@ -202,6 +201,13 @@ def sliding_windows(n: int, window_size: int, step: int) -> list[tuple[int, int]
         if start == 0:
             return windows
         end -= step
+
+
+def check_window(window_size: int, step: int) -> None:
+    """Raise unless ``window_size >= 2`` and ``1 <= step <= window_size`` (both ints)."""
+    valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (window_size, step))
+    if not valid or window_size < 2 or not 1 <= step <= window_size:
+        raise ValueError(f"need window_size >= 2 and 1 <= step <= window_size, got {window_size!r} and {step!r}")
 
 
 def reorder_window(order: Sequence[int], start: int, end: int, permutation: Sequence[int]) -> list[int]:
