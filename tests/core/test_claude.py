@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from rerank_kit import (
@@ -21,7 +23,7 @@ QUERY = "capital of france"
 
 
 def scorer(server: LoopbackServer, **options: object) -> ClaudeScorer:
-    return ClaudeScorer(api_key="test-key", base_url=server.url, max_retries=2, **options)
+    return ClaudeScorer(**{"api_key": "test-key", "base_url": server.url, "max_retries": 2, **options})
 
 
 def indices(results: list) -> list[int]:
@@ -235,3 +237,11 @@ def test_no_key_anywhere_is_an_auth_error_before_any_request(serve, monkeypatch,
     with pytest.raises(ProviderAuthError, match="pass api_key or set ANTHROPIC_API_KEY"):
         Reranker(ClaudeScorer(base_url=server.url)).rerank(QUERY, TEXTS)
     assert server.requests == []
+
+
+def test_one_scorer_serves_successive_event_loops(serve) -> None:
+    server = serve(sequence(api.ranking([2, 1, 3, 4])))
+    reranker = Reranker(scorer(server, max_retries=0), top_n=1)
+    for _ in range(3):
+        assert indices(asyncio.run(reranker.arerank(QUERY, TEXTS))) == [1]
+    assert len(server.requests) == 3

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import threading
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -150,6 +151,9 @@ class ClaudeScorer(Scorer):
         self._api_key = api_key
         self._client = client
         self._async_client = async_client
+        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
+            weakref.WeakKeyDictionary()
+        )
         self._client_lock = threading.Lock()
         self._task = self._build_task(listwise_template, pointwise_template)
 
@@ -201,11 +205,20 @@ class ClaudeScorer(Scorer):
 
     @property
     def async_client(self) -> AsyncAnthropic:
-        """The async Anthropic client, created on first use and reused."""
-        with self._client_lock:
-            if self._async_client is None:
-                self._async_client = require("anthropic", "anthropic").AsyncAnthropic(**self._client_options())
+        """The async client for the running event loop, created on first use and reused there.
+
+        Pooled connections belong to the loop that opened them, so each loop (for example each
+        ``asyncio.run``) gets its own client; a ready ``async_client`` is always used as given.
+        """
+        if self._async_client is not None:
             return self._async_client
+        loop = asyncio.get_running_loop()
+        with self._client_lock:
+            client = self._loop_clients.get(loop)
+            if client is None:
+                client = require("anthropic", "anthropic").AsyncAnthropic(**self._client_options())
+                self._loop_clients[loop] = client
+            return client
 
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"max_retries": self.max_retries, "timeout": self.timeout}
