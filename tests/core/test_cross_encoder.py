@@ -138,3 +138,13 @@ def test_missing_extra_names_the_install_command(tmp_path, monkeypatch):
 def test_bad_settings_fail_at_construction(kwargs, message):
     with pytest.raises(ValueError, match=message):
         CrossEncoderScorer(**kwargs)
+
+
+def test_bert_models_use_the_cls_only_last_layer_with_identical_scores(tiny_cross_encoder):
+    scorer = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True)
+    assert scorer.engine.cls_forward is not None
+    model, tokenizer = scorer.engine.model, scorer.engine.tokenizer
+    features = tokenizer([QUERY] * len(TEXTS), TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        full = model(**features).logits[:, 0].tolist()
+    assert scorer.score(QUERY, TEXTS) == pytest.approx(full, abs=1e-5)

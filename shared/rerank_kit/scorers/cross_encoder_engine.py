@@ -7,6 +7,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from rerank_kit.scorers.encoder_forward import CLSForward
+
 #: Default cap on padded tokens per forward pass: bounds peak memory whatever the candidate count.
 DEFAULT_MAX_TOKENS_PER_BATCH = 8192
 
@@ -16,7 +18,8 @@ class CrossEncoderEngine:
 
     Pairs are tokenized once with truncation to the model's max length, sorted by token length and
     cut into batches bounded by a pair count and a padded-token budget, so padding is near zero and
-    memory does not grow with the number of candidates. A lock serializes callers: the fast tokenizer
+    memory does not grow with the number of candidates. BERT-family models run the last layer for
+    [CLS] only (see :mod:`~rerank_kit.scorers.encoder_forward`). A lock serializes callers: the fast tokenizer
     is not thread-safe and concurrent forward passes would only fight over the same cores.
     Models that are not a plain sequence-classification transformer go through ``CrossEncoder.predict``.
     """
@@ -37,6 +40,8 @@ class CrossEncoderEngine:
         self.max_length = cross_encoder.max_seq_length
         modules = list(cross_encoder)
         self.direct = len(modules) == 1 and isinstance(modules[0], Transformer) and self.model is not None
+        self.model.eval()
+        self.cls_forward = CLSForward.verified(self.model, self.tokenizer) if self.direct else None
         self.lock = threading.Lock()
         self._torch = torch
 
@@ -68,12 +73,12 @@ class CrossEncoderEngine:
         logits = [0.0] * len(pairs)
         autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         device = self.model.device
-        self.model.eval()
         with torch.inference_mode(), autocast:
             for batch in token_budget_batches(order, lengths, batch_size, max_tokens):
                 features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
                 features = {key: value.to(device) for key, value in features.items()}
-                out = self.model(**features).logits.float()
+                out = self.cls_forward(**features) if self.cls_forward else self.model(**features).logits
+                out = out.float()
                 for i, value in zip(batch, self._reduce(out).tolist()):
                     logits[i] = value
         return logits
