@@ -7,6 +7,7 @@ answers sorted by score like the real services, and honours ``top_n`` / ``top_k`
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from tests.loopback import Handler, Reply, Request
@@ -104,3 +105,25 @@ def scripted(*replies: Reply, then: Handler) -> Handler:
 def rewrite(handler: Handler, change: Callable[[Reply], Reply]) -> Handler:
     """``handler`` with every reply passed through ``change`` (to corrupt indices, drop results, ...)."""
     return lambda request: change(handler(request))
+
+
+class InFlight:
+    """Wraps a handler, holding each request ``hold`` seconds and recording the most served at once."""
+
+    def __init__(self, handler: Handler, hold: float) -> None:
+        self.handler = handler
+        self.hold = hold
+        self.current = 0
+        self.peak = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Reply:
+        with self._lock:
+            self.current += 1
+            self.peak = max(self.peak, self.current)
+        try:
+            time.sleep(self.hold)
+            return self.handler(request)
+        finally:
+            with self._lock:
+                self.current -= 1

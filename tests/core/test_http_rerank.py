@@ -14,7 +14,7 @@ from rerank_kit import (
     Reranker,
 )
 from rerank_kit.scorers.http_rerank import HTTPRerankScorer
-from tests.api_servers import SECRET_KEY, infinity_handler, overlap_score, rewrite, scripted, tei_handler
+from tests.api_servers import SECRET_KEY, InFlight, infinity_handler, overlap_score, rewrite, scripted, tei_handler
 from tests.loopback import LoopbackServer, Reply
 
 DOCS = ["the cat", "reset my password", "how do i reset my password for my account", "python error"]
@@ -78,12 +78,23 @@ def test_infinity_splits_at_2048_documents_and_sums_usage():
     assert infinity.usage.last == {"prompt_tokens": 4200, "total_tokens": 4200}
 
 
-async def test_async_split_runs_every_part_and_merges():
+async def test_async_split_parts_run_together_up_to_max_concurrency():
     docs = [f"doc {i} password" if i % 3 == 0 else f"doc {i}" for i in range(50)]
-    with LoopbackServer(tei_handler(delay=0.05)) as server:
-        scores = await scorer(server, max_batch_size=8, max_concurrency=4).ascore(QUERY, docs)
-    assert len(server.requests) == 7
+    handler = InFlight(tei_handler(), hold=0.05)
+    with LoopbackServer(handler) as server:
+        scores = await scorer(server, max_batch_size=5, max_concurrency=3).ascore(QUERY, docs)
+    assert len(server.requests) == 10
+    assert handler.peak == 3
     assert scores == expected(docs)
+
+
+async def test_concurrency_limit_is_shared_by_concurrent_calls():
+    handler = InFlight(tei_handler(), hold=0.05)
+    with LoopbackServer(handler) as server:
+        tei = scorer(server, max_concurrency=2)
+        await Reranker(tei).arerank_many([(f"{QUERY} {i}", DOCS) for i in range(6)])
+    assert len(server.requests) == 6
+    assert handler.peak == 2
 
 
 def test_429_is_retried_after_the_retry_after_header(caplog):
