@@ -10,7 +10,7 @@ from llamaindex_rerankers.base import BaseRerank
 from rerank_kit import Scorer
 from rerank_kit.scorers.cohere import DEFAULT_COHERE_MODEL, CohereScorer
 from rerank_kit.scorers.fallback import FallbackScorer
-from rerank_kit.scorers.http_rerank import HTTPRerankScorer, Protocol
+from rerank_kit.scorers.http_rerank import HTTPRerankScorer, WireProtocol
 from rerank_kit.scorers.remote import DEFAULT_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
 from rerank_kit.scorers.voyage import DEFAULT_VOYAGE_MODEL, VoyageScorer
 
@@ -74,7 +74,7 @@ class HTTPRerank(BaseRerank):
     """Reranks nodes with a TEI or Infinity ``/rerank`` server: ``HTTPRerank(base_url="http://tei:8080")``."""
 
     base_url: str = Field(description="Server root; requests go to {base_url}/rerank.")
-    protocol: Protocol = Field(default="tei", description="'tei' (Text Embeddings Inference) or 'infinity'.")
+    protocol: WireProtocol = Field(default="tei", description="'tei' (Text Embeddings Inference) or 'infinity'.")
     model: Optional[str] = Field(default=None, description="Model name (Infinity serving several models).")
     api_key: Optional[SecretStr] = Field(default=None, exclude=True, description="Bearer token, if any.")
     truncate: bool = Field(default=True, description="TEI: truncate over-long inputs instead of failing.")

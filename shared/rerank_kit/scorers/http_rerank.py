@@ -25,7 +25,7 @@ from rerank_kit.scorers.remote import (
 )
 from rerank_kit.validation import check_positive_int
 
-Protocol = Literal["tei", "infinity"]
+WireProtocol = Literal["tei", "infinity"]
 #: Default documents per request: TEI's ``--max-client-batch-size`` default, and Infinity's request limit.
 DEFAULT_BATCH_SIZES: dict[str, int] = {"tei": 32, "infinity": 2048}
 _PROVIDER_NAMES = {"tei": "TEI", "infinity": "Infinity"}
@@ -47,7 +47,7 @@ class HTTPRerankScorer(RemoteScorer):
         self,
         base_url: str,
         *,
-        protocol: Protocol = "tei",
+        protocol: WireProtocol = "tei",
         model: str | None = None,
         api_key: Any = None,
         truncate: bool = True,

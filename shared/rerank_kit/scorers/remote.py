@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from rerank_kit.scorer import Scorer
 from rerank_kit.scorers.api_batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
 from rerank_kit.scorers.api_support import ConcurrencyLimit, RetryPolicy, Secret
-from rerank_kit.validation import check_positive_int
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
@@ -46,7 +45,7 @@ class RemoteScorer(Scorer):
         self._api_key = api_key
         self.timeout = timeout
         self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
-        self.concurrency = ConcurrencyLimit(check_positive_int("max_concurrency", max_concurrency))
+        self.concurrency = ConcurrencyLimit(max_concurrency)
 
     def _chunks(self, query: str, texts: Sequence[str]) -> list[Chunk]:
         """How one call is split into requests; by default at ``max_documents``."""
