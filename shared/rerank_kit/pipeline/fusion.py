@@ -21,14 +21,9 @@ def reciprocal_rank_fusion(
     Returns every id once, best first; equal scores keep the order in which ids were first seen. An id
     listed twice in one ranking counts once, at its best rank.
     """
-    check_positive_int("k", k)
     if isinstance(rankings, (str, bytes)) or not isinstance(rankings, Sequence):
         raise TypeError(f"rankings must be a sequence of ranked id lists, got {type(rankings).__name__}")
-    weights = [1.0] * len(rankings) if weights is None else [float(w) for w in weights]
-    if len(weights) != len(rankings):
-        raise ValueError(f"got {len(weights)} weights for {len(rankings)} rankings")
-    if any(w < 0 for w in weights):
-        raise ValueError(f"weights must be >= 0, got {weights}")
+    weights = check_fusion_settings(len(rankings), k=k, weights=weights)
     scores: dict[Key, float] = {}
     for ranking, weight in zip(rankings, weights):
         seen: set[Key] = set()
@@ -39,3 +34,16 @@ def reciprocal_rank_fusion(
             scores[key] = scores.get(key, 0.0) + weight / (k + rank)
     first_seen = {key: position for position, key in enumerate(scores)}
     return sorted(scores.items(), key=lambda item: (-item[1], first_seen[item[0]]))
+
+
+def check_fusion_settings(count: int, *, k: int = DEFAULT_RRF_K, weights: Sequence[float] | None = None) -> list[float]:
+    """Validate ``k`` and the weights of ``count`` rankings; return the weights (all 1.0 when ``None``)."""
+    check_positive_int("k", k)
+    if weights is None:
+        return [1.0] * count
+    values = [float(w) for w in weights]
+    if len(values) != count:
+        raise ValueError(f"got {len(values)} weights for {count} rankings")
+    if any(w < 0 for w in values):
+        raise ValueError(f"weights must be >= 0, got {values}")
+    return values
