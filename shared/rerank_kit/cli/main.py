@@ -16,7 +16,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; expected failures print one ``rerank-kit: error:`` line and return 1."""
     args = _parser().parse_args(argv)
     try:
-        args.run(args)
+        args.handler(args)
     except (RerankError, ValueError, ImportError, OSError) as exc:
         print(f"rerank-kit: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 1
@@ -30,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="two-stage example on the shipped corpus, offline")
     demo.add_argument("--max-queries", type=_positive, help="evaluate only the first N queries")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    demo.set_defaults(run=_run_demo)
+    demo.set_defaults(handler=_run_demo)
 
     evaluate = commands.add_parser("eval", help="compare rerankers on a BEIR-layout dataset")
     evaluate.add_argument("dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--max-queries", type=_positive, help="evaluate only the first N judged queries")
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    evaluate.set_defaults(run=_run_eval)
+    evaluate.set_defaults(handler=_run_eval)
 
     rerank = commands.add_parser("rerank", help="rerank JSONL candidates (stdin to stdout by default)")
     rerank.add_argument("-r", "--reranker", required=True, metavar="SPEC", help="reranker spec, as for eval")
@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     rerank.add_argument("--output", type=argparse.FileType("w", encoding="utf-8"), default="-", help="JSONL (default: -)")
     rerank.add_argument("--top-n", type=_positive, help="keep the best N per query (default: all)")
     rerank.add_argument("--text-field", default="text", help="field holding a candidate's text (default: text)")
-    rerank.set_defaults(run=_run_rerank)
+    rerank.set_defaults(handler=_run_rerank)
     return parser
 
 

