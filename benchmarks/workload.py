@@ -66,3 +66,16 @@ def workload(n_queries: int, n_passages: int, *, seed: int = 0, min_words: int =
         passages = [" ".join(rng.choices(words, k=rng.randint(min_words, max_words))) for _ in range(n_passages)]
         requests.append((query, passages))
     return requests
+
+
+def mean_tokens(model_path: str | Path, requests: list[tuple[str, list[str]]]) -> float:
+    """Mean tokens per (query, passage) pair after truncation to 512."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    lengths = [
+        len(ids)
+        for query, passages in requests
+        for ids in tokenizer([query] * len(passages), passages, truncation=True, max_length=512)["input_ids"]
+    ]
+    return sum(lengths) / len(lengths)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Literal
 
@@ -12,6 +13,8 @@ from rerank_kit.device import resolve_device
 from rerank_kit.scorer import ScoreRequest, Scorer
 from rerank_kit.scorers.cross_encoder_engine import DEFAULT_MAX_TOKENS_PER_BATCH, CrossEncoderEngine
 from rerank_kit.validation import check_positive_int
+
+logger = logging.getLogger("rerank_kit.cross_encoder")
 
 DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
@@ -25,7 +28,8 @@ class CrossEncoderScorer(Scorer):
     ``model`` is a hub name or a local folder. ``activation="sigmoid"`` (default, as
     ``CrossEncoder.predict``) gives scores in (0, 1); ``"raw"`` gives logits. Models with two output
     logits score ``relevant - not relevant`` (its sigmoid equals the softmax probability of "relevant").
-    ``mode="fast"`` runs in bfloat16 on CPUs that support it (see the speed benchmark for its fidelity).
+    ``mode="fast"`` runs in bfloat16 where that is faster (GPUs, CPUs with AMX) and stays in exact float32
+    elsewhere, saying so once in the log; ``precision`` tells which one runs (see benchmarks/ for both).
     The model loads on first use and is shared by every scorer asking for the same model and options.
     """
 
@@ -64,6 +68,7 @@ class CrossEncoderScorer(Scorer):
         self.local_files_only = local_files_only
         self.trust_remote_code = trust_remote_code
         self.revision = revision
+        self._warned_precision = False
 
     @property
     def name(self) -> str:
@@ -79,6 +84,18 @@ class CrossEncoderScorer(Scorer):
         device = resolve_device(self.device)
         key = ("cross-encoder", self.model, device, self.max_length, self.trust_remote_code, self.revision)
         return model_registry.shared_model(key, lambda: CrossEncoderEngine(self._load(device)))
+
+    @property
+    def precision(self) -> str:
+        """``"bfloat16"`` when fast mode pays off on this device, else ``"float32"`` (loads the model)."""
+        if self.mode != "fast":
+            return "float32"
+        if self.engine.bf16_pays_off:
+            return "bfloat16"
+        if not self._warned_precision:
+            self._warned_precision = True
+            logger.info("mode='fast': bfloat16 is not faster on this device; scoring in float32")
+        return "float32"
 
     def _load(self, device: str) -> object:
         sentence_transformers = require("sentence_transformers", "cross-encoder")
@@ -99,11 +116,12 @@ class CrossEncoderScorer(Scorer):
         pairs = [(query, text) for query, texts in requests for text in texts]
         if not pairs:
             return [[] for _ in requests]
-        logits = self.engine.relevance_logits(
+        engine = self.engine
+        logits = engine.relevance_logits(
             pairs,
             batch_size=self.batch_size,
             max_tokens_per_batch=self.max_tokens_per_batch,
-            bf16=self.mode == "fast",
+            bf16=self.precision == "bfloat16",
         )
         scores = [sigmoid(x) for x in logits] if self.activation == "sigmoid" else logits
         out, start = [], 0

@@ -1,0 +1,239 @@
+"""CPU cross-encoder reranking speed: rerank-kit against LangChain, LlamaIndex and sentence-transformers.
+
+All contenders run in one process on the same model (MiniLM-L6-H384, the shape of
+cross-encoder/ms-marco-MiniLM-L-6-v2) and the same deterministic workload, interleaved query by query so
+that machine drift hits every contender alike. Prints docs/s, ratios, p50 latency per query, score fidelity,
+ranking agreement of fast mode, adapter overhead, cache latency and peak memory; writes a markdown table.
+
+    python benchmarks/cross_encoder_speed.py            # 20 queries x 100 passages (~15 min on 2 cores)
+    python benchmarks/cross_encoder_speed.py --quick    # 3 queries x 30 passages
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import workload  # noqa: E402
+
+TOP_N = 10
+HERE = Path(__file__).resolve().parent
+
+
+def build_contenders(model_path: str) -> dict[str, Callable[[str, list[str]], object]]:
+    """Each contender reranks one query's passages, the way its users would call it."""
+    from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
+    from langchain_community.cross_encoders import HuggingFaceCrossEncoder
+    from langchain_core.documents import Document
+    from llama_index.core.postprocessor import SentenceTransformerRerank
+    from llama_index.core.schema import NodeWithScore, TextNode
+    from sentence_transformers import CrossEncoder
+
+    from rerank_kit import CrossEncoderScorer, Reranker
+
+    langchain = CrossEncoderReranker(model=HuggingFaceCrossEncoder(model_name=model_path), top_n=TOP_N)
+    llamaindex = SentenceTransformerRerank(model=model_path, top_n=TOP_N, device="cpu")
+    plain = CrossEncoder(model_path)
+    exact = Reranker(CrossEncoderScorer(model_path), top_n=TOP_N, cache=False)
+    fast = Reranker(CrossEncoderScorer(model_path, mode="fast"), top_n=TOP_N, cache=False)
+    engine = CrossEncoderScorer(model_path).engine
+    return {
+        "LangChain CrossEncoderReranker": lambda q, ps: langchain.compress_documents(
+            [Document(page_content=p) for p in ps], q),
+        "LlamaIndex SentenceTransformerRerank": lambda q, ps: llamaindex.postprocess_nodes(
+            [NodeWithScore(node=TextNode(text=p), score=0.0) for p in ps], query_str=q),
+        "sentence-transformers CrossEncoder.predict": lambda q, ps: plain.predict([(q, p) for p in ps]),
+        "rerank-kit exact": lambda q, ps: exact.rerank(q, ps),
+        "rerank-kit fast": lambda q, ps: fast.rerank(q, ps),
+        "rerank-kit engine, bf16 forced": lambda q, ps: engine.relevance_logits(
+            [(q, p) for p in ps], batch_size=32, bf16=True),
+    }
+
+
+def time_interleaved(contenders: dict[str, Callable], requests: list[tuple[str, list[str]]]) -> dict[str, list[float]]:
+    """Seconds per query for each contender, rotating the order every query."""
+    from tqdm import tqdm
+
+    names = list(contenders)
+    for name in names:  # warm-up: loads, first-call allocations
+        contenders[name](requests[0][0], requests[0][1][:4])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    with tqdm(total=len(requests) * len(names), desc="per-query runs", file=sys.stderr) as bar:
+        for i, (query, passages) in enumerate(requests):
+            for name in names[i % len(names):] + names[: i % len(names)]:
+                start = time.perf_counter()
+                contenders[name](query, passages)
+                seconds[name].append(time.perf_counter() - start)
+                bar.update()
+    return seconds
+
+
+def time_packed(model_path: str, mode: str, requests: list[tuple[str, list[str]]]) -> float:
+    """Seconds for ``rerank_many`` over every query at once (pairs of all queries share batches)."""
+    from rerank_kit import CrossEncoderScorer, Reranker
+
+    reranker = Reranker(CrossEncoderScorer(model_path, mode=mode), top_n=TOP_N, cache=False)
+    reranker.rerank(requests[0][0], requests[0][1][:4])
+    start = time.perf_counter()
+    reranker.rerank_many(requests)
+    return time.perf_counter() - start
+
+
+def fidelity(model_path: str, requests: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """Exact mode vs CrossEncoder.predict (max |diff|); fast mode and forced bf16 vs exact (top-10, Spearman)."""
+    from scipy.stats import spearmanr
+    from sentence_transformers import CrossEncoder
+
+    from rerank_kit import CrossEncoderScorer
+
+    plain = CrossEncoder(model_path)
+    exact = CrossEncoderScorer(model_path, activation="raw")
+    exact_all = exact.score_many(requests)
+    pairs = [[(query, p) for p in passages] for query, passages in requests]
+    candidates = {
+        "fast": CrossEncoderScorer(model_path, mode="fast", activation="raw").score_many(requests),
+        "bf16": [exact.engine.relevance_logits(p, batch_size=32, bf16=True) for p in pairs],
+    }
+    sigmoid_scores = CrossEncoderScorer(model_path).score_many(requests)
+    max_diff = max(
+        abs(a - b)
+        for scores, query_pairs in zip(sigmoid_scores, pairs)
+        for a, b in zip(scores, plain.predict(query_pairs).tolist())
+    )
+    result = {"max_abs_diff": max_diff}
+    for name, runs in candidates.items():
+        overlaps, rhos = [], []
+        for exact_scores, other in zip(exact_all, runs):
+            top = lambda scores: set(sorted(range(len(scores)), key=lambda i: -scores[i])[:TOP_N])  # noqa: E731
+            overlaps.append(len(top(exact_scores) & top(other)) / TOP_N)
+            rhos.append(spearmanr(exact_scores, other).statistic)
+        result[f"{name}_top10"] = statistics.mean(overlaps)
+        result[f"{name}_spearman"] = statistics.mean(rhos)
+    return result
+
+
+def adapter_overhead(model_path: str, query: str, passages: list[str], scoring_seconds: float) -> dict[str, float]:
+    """Adapter time beyond the core, measured with warm caches so only mapping is timed, vs scoring time."""
+    from langchain_core.documents import Document
+    from llama_index.core.schema import NodeWithScore, TextNode
+
+    from langchain_rerankers import CrossEncoderRerank as LangChainRerank
+    from llamaindex_rerankers import CrossEncoderRerank as LlamaIndexRerank
+    from rerank_kit import CrossEncoderScorer, Reranker
+
+    langchain = LangChainRerank(model=model_path, top_n=TOP_N)
+    llamaindex = LlamaIndexRerank(model=model_path, top_n=TOP_N)
+    core = Reranker(CrossEncoderScorer(model_path), top_n=TOP_N)
+    docs = [Document(page_content=p) for p in passages]
+    nodes = [NodeWithScore(node=TextNode(text=p), score=0.0) for p in passages]
+    calls = {
+        "core": lambda: core.rerank(query, passages),
+        "langchain": lambda: langchain.compress_documents(docs, query),
+        "llamaindex": lambda: llamaindex.postprocess_nodes(nodes, query_str=query),
+    }
+    for call in calls.values():
+        call()
+    best = {}
+    for name, call in calls.items():
+        runs = []
+        for _ in range(30):
+            start = time.perf_counter()
+            call()
+            runs.append(time.perf_counter() - start)
+        best[name] = statistics.median(runs)
+    return {
+        "cache_hit_ms": best["core"] * 1000,
+        "langchain_pct": 100 * (best["langchain"] - best["core"]) / scoring_seconds,
+        "llamaindex_pct": 100 * (best["llamaindex"] - best["core"]) / scoring_seconds,
+    }
+
+
+def peak_rss_mb(model_path: str, candidates: int) -> float:
+    """Peak RSS of a fresh process scoring ``candidates`` passages of 512 tokens (run in a subprocess)."""
+    code = (
+        "import os, resource, sys; os.environ['HF_HUB_OFFLINE']='1'\n"
+        "from rerank_kit import CrossEncoderScorer\n"
+        f"s = CrossEncoderScorer({model_path!r})\n"
+        f"s.score('what is the capital', ['text %d ' % i + 'word ' * 600 for i in range({candidates})])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="3 queries x 30 passages, smaller memory check")
+    parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "rerank-kit-bench")
+    parser.add_argument("--out", type=Path, help="markdown output (default: benchmarks/cross_encoder_speed[_quick].md)")
+    args = parser.parse_args()
+    import torch
+
+    n_queries, n_passages = (3, 30) if args.quick else (20, 100)
+    memory_sizes = (20, 200) if args.quick else (100, 1000)
+    model_path = str(workload.minilm_cross_encoder(args.cache_dir))
+    requests = workload.workload(n_queries, n_passages)
+    pairs = n_queries * n_passages
+
+    seconds = time_interleaved(build_contenders(model_path), requests)
+    packed = {mode: time_packed(model_path, mode, requests) for mode in ("exact", "fast")}
+    quality = fidelity(model_path, requests)
+    overhead = adapter_overhead(model_path, *requests[0], statistics.median(seconds["rerank-kit exact"]))
+    memory = {n: peak_rss_mb(model_path, n) for n in memory_sizes}
+    from rerank_kit import CrossEncoderScorer
+
+    fast_precision = CrossEncoderScorer(model_path, mode="fast").precision
+
+    rates = {name: pairs / sum(times) for name, times in seconds.items()}
+    rates["rerank-kit exact, rerank_many"] = pairs / packed["exact"]
+    rates["rerank-kit fast, rerank_many"] = pairs / packed["fast"]
+    p50 = {name: statistics.median(times) for name, times in seconds.items()}
+    anchors = ["LangChain CrossEncoderReranker", "LlamaIndex SentenceTransformerRerank"]
+    best_anchor = max(anchors, key=rates.__getitem__)
+
+    lines = [
+        f"# Cross-encoder speed ({'quick' if args.quick else 'full'} run)",
+        "",
+        f"Model: MiniLM-L6-H384 cross-encoder (shape of cross-encoder/ms-marco-MiniLM-L-6-v2), max_length 512. "
+        f"Workload: {n_queries} queries x {n_passages} passages, mean "
+        f"{workload.mean_tokens(model_path, requests):.0f} tokens per pair. torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}. "
+        f"Command: `python benchmarks/cross_encoder_speed.py{' --quick' if args.quick else ''}`.",
+        "",
+        f"| contender | docs/s | x {best_anchor.split()[0]} (faster anchor) | p50 s/query |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, rate in rates.items():
+        latency = f"{p50[name]:.2f}" if name in p50 else "(batch)"
+        lines.append(f"| {name} | {rate:.1f} | {rate / rates[best_anchor]:.2f} | {latency} |")
+    lines += [
+        "",
+        "| check | result |",
+        "| --- | --- |",
+        f"| exact mode vs `CrossEncoder.predict`, max abs score diff | {quality['max_abs_diff']:.2e} |",
+        f"| fast mode precision on this machine | {fast_precision} |",
+        f"| fast mode vs exact: top-{TOP_N} agreement / Spearman | {quality['fast_top10']:.3f} / {quality['fast_spearman']:.4f} |",
+        f"| forced bf16 vs exact: top-{TOP_N} agreement / Spearman | {quality['bf16_top10']:.3f} / {quality['bf16_spearman']:.4f} |",
+        f"| LangChain adapter overhead, % of scoring time | {overhead['langchain_pct']:.3f}% |",
+        f"| LlamaIndex adapter overhead, % of scoring time | {overhead['llamaindex_pct']:.3f}% |",
+        f"| repeated call served from the score cache ({n_passages} candidates) | {overhead['cache_hit_ms']:.3f} ms |",
+    ]
+    lines += [f"| peak RSS scoring {n} candidates of 512 tokens | {mb:.0f} MB |" for n, mb in memory.items()]
+    report = "\n".join(lines) + "\n"
+    print(report)
+    out = args.out or HERE / f"cross_encoder_speed{'_quick' if args.quick else ''}.md"
+    out.write_text(report)
+
+
+if __name__ == "__main__":
+    main()
