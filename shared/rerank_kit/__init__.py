@@ -25,6 +25,7 @@ _BACKENDS = {
     "HTTPRerankScorer": ".scorers.http_rerank",
     "FallbackScorer": ".scorers.fallback",
     "ClaudeScorer": ".scorers.claude",
+    "ClaudeAnswerWarning": ".scorers.claude",
     "EmbeddingScorer": ".scorers.embedding",
 }
 __getattr__ = lazy_exports(__name__, _BACKENDS)
