@@ -31,7 +31,8 @@ class TwoStageRetriever(BaseRetriever):
     stores), others are used as configured. Documents with the same text are one candidate. Results are new
     Documents whose metadata is the candidate's plus ``relevance_score``, ``original_index`` (first-stage
     position) and ``rerank_model``. ``mmr_lambda`` (1 = relevance only) diversifies the results, using
-    ``embeddings`` when given, else word overlap.
+    ``embeddings`` when given, else word overlap. ``passage_size`` (words) scores long documents by their
+    best overlapping passage instead of truncating them.
     """
 
     retriever: BaseRetriever = Field(description="The first stage.")
@@ -40,6 +41,8 @@ class TwoStageRetriever(BaseRetriever):
     candidates: Optional[int] = Field(default=None, description="How many to fetch; None: max(4 * k, 20).")
     mmr_lambda: Optional[float] = Field(default=None, description="MMR trade-off in [0, 1]; None: no MMR.")
     embeddings: Optional[Embeddings] = Field(default=None, description="Embeddings for MMR similarity.")
+    passage_size: Optional[int] = Field(default=None, description="Max-p passage length in words; None: whole text.")
+    passage_overlap: Optional[int] = Field(default=None, description="Words shared by passages; None: a quarter.")
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -49,7 +52,15 @@ class TwoStageRetriever(BaseRetriever):
     def model_post_init(self, context: object, /) -> None:
         reranker = self.reranker.reranker if isinstance(self.reranker, BaseRerank) else self.reranker
         embed = self.embeddings.embed_documents if self.embeddings is not None else None
-        self._two_stage = TwoStage(reranker, k=self.k, candidates=self.candidates, mmr_lambda=self.mmr_lambda, embed=embed)
+        self._two_stage = TwoStage(
+            reranker,
+            k=self.k,
+            candidates=self.candidates,
+            mmr_lambda=self.mmr_lambda,
+            embed=embed,
+            passage_size=self.passage_size,
+            passage_overlap=self.passage_overlap,
+        )
         self._first_stage = with_candidate_count(self.retriever, self._two_stage.candidates)
 
     @property

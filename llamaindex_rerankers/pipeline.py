@@ -33,7 +33,8 @@ class TwoStageRetriever(BaseRetriever):
     Each result's score is the rerank score and its node is a copy whose metadata adds ``relevance_score``,
     ``original_index``, ``rerank_model`` and ``retrieval_score`` (hidden from the LLM and embedding text).
     ``mmr_lambda`` (1 = relevance only) diversifies the results using the nodes' embeddings, else
-    ``embed_model``, else word overlap.
+    ``embed_model``, else word overlap. ``passage_size`` (words) scores long nodes by their best overlapping
+    passage instead of truncating them.
     """
 
     def __init__(
@@ -45,6 +46,8 @@ class TwoStageRetriever(BaseRetriever):
         candidates: Optional[int] = None,
         mmr_lambda: Optional[float] = None,
         embed_model: Optional[BaseEmbedding] = None,
+        passage_size: Optional[int] = None,
+        passage_overlap: Optional[int] = None,
         metadata_mode: Optional[MetadataMode] = None,
         callback_manager: Optional[CallbackManager] = None,
         verbose: bool = False,
@@ -59,6 +62,8 @@ class TwoStageRetriever(BaseRetriever):
             candidates=candidates,
             mmr_lambda=mmr_lambda,
             embed=embed,
+            passage_size=passage_size,
+            passage_overlap=passage_overlap,
         )
         self._metadata_mode = metadata_mode or (reranker.metadata_mode if is_postprocessor else MetadataMode.EMBED)
         self._first_stage = with_candidate_count(retriever, self._two_stage.candidates)

@@ -150,3 +150,16 @@ def test_embedding_rerank_wraps_langchain_embeddings() -> None:
     assert [d.metadata["relevance_score"] for d in results] == sorted(
         (d.metadata["relevance_score"] for d in results), reverse=True
     )
+
+
+def test_passage_size_scores_long_documents_by_their_best_passage(keyword_scorer: KeywordScorer) -> None:
+    scattered = Document(page_content="reset " + "filler " * 40 + "password", metadata={"source": "scattered"})
+    together = Document(page_content="filler " * 40 + "reset password", metadata={"source": "together"})
+    first_stage = ListRetriever(documents=[scattered, together], k=2)
+
+    whole = TwoStageRetriever(retriever=first_stage, reranker=keyword_scorer, k=2)
+    max_p = TwoStageRetriever(retriever=first_stage, reranker=keyword_scorer, k=2, passage_size=10)
+
+    assert [d.metadata["relevance_score"] for d in whole.invoke("reset password")] == [2.0, 2.0]
+    assert [d.metadata["source"] for d in max_p.invoke("reset password")] == ["together", "scattered"]
+    assert [d.metadata["relevance_score"] for d in max_p.invoke("reset password")] == [2.0, 1.0]

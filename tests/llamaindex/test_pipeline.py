@@ -154,3 +154,14 @@ def test_embedding_rerank_wraps_a_llamaindex_embedding() -> None:
 
     assert len(results) == 2
     assert all(r.score is not None for r in results)
+
+
+def test_passage_size_scores_long_nodes_by_their_best_passage(keyword_scorer: KeywordScorer) -> None:
+    scattered = TextNode(id_="scattered", text="reset " + "filler " * 40 + "password")
+    together = TextNode(id_="together", text="filler " * 40 + "reset password")
+    retriever = TwoStageRetriever(ListRetriever([scattered, together]), keyword_scorer, k=2, passage_size=10)
+
+    results = retriever.retrieve("reset password")
+
+    assert _ids(results) == ["together", "scattered"]
+    assert [r.score for r in results] == [2.0, 1.0]

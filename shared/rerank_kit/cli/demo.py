@@ -51,6 +51,8 @@ def run_demo(out: TextIO, *, max_queries: int | None = None, progress: bool = Tr
         _print_ranking(out, dataset, EXAMPLE_QUERY_ID, [(candidates[r.index], r.score) for r in results])
 
     evaluated = query_ids[:max_queries] if max_queries else query_ids
+    out.write("\nScoring every query (the first run also compiles ranx's metrics with numba, about 30 s, once)\n")
+    out.flush()
     contenders = [Contender("none (BM25 order)", None), *(Contender(label, scorer) for label, scorer in rerankers)]
     rows = evaluate(dataset, {q: first_stage[q] for q in evaluated}, contenders, recall_k=SHOWN, progress=progress)
     out.write(f"\nEvaluation on {len(evaluated)} queries (graded judgements 0-2):\n{format_table(rows)}\n")

@@ -7,6 +7,7 @@ import json
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -135,7 +136,9 @@ def ranx_metrics(dataset: BeirDataset, rankings: dict[str, list[str]], recall_k:
     qrels = ranx.Qrels({q: dict(dataset.qrels[q]) for q in rankings})
     run = ranx.Run({q: {doc: float(len(docs) - i) for i, doc in enumerate(docs)} for q, docs in rankings.items()})
     metrics = ["ndcg@10", "mrr@10", f"recall@{recall_k}"]
-    scores = ranx.evaluate(qrels, run, metrics, make_comparable=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*unsafe cast")  # numba noise from ranx's compiled metrics
+        scores = ranx.evaluate(qrels, run, metrics, make_comparable=True)
     return {metric: float(scores[metric]) for metric in metrics}
 
 
@@ -167,7 +170,9 @@ def write_results(rows: Sequence[Row], out_dir: str | Path, *, settings: dict[st
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "plot": out / "quality_latency.png"}
     paths["json"].write_text(json.dumps({"settings": settings, "rows": [asdict(r) for r in rows]}, indent=2))
-    columns = ["reranker", "ndcg_at_10", "mrr_at_10", "recall_at_k", "recall_k", "p50_ms", "p95_ms", "queries", "warmup_s"]
+    columns = [
+        "reranker", "ndcg_at_10", "mrr_at_10", "recall_at_k", "recall_k", "p50_ms", "p95_ms", "queries", "warmup_s"
+    ]
     with paths["csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow([*columns, "usage_per_query"])

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rerank_kit.errors import RerankError
+from rerank_kit.scorer import Scorer
 
 DEFAULT_OUT = "rerank-kit-eval"
 
@@ -44,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--depth", type=_positive, default=100, help="candidates per query (default: 100)")
     evaluate.add_argument("--recall-k", type=_positive, default=10, help="k of Recall@k (default: 10)")
     evaluate.add_argument("--max-queries", type=_positive, help="evaluate only the first N judged queries")
+    evaluate.add_argument(
+        "--passage-words", type=_positive, help="score long documents by their best passage of N words (max-p)"
+    )
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=_run_eval)
@@ -51,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     rerank = commands.add_parser("rerank", help="rerank JSONL candidates (stdin to stdout by default)")
     rerank.add_argument("-r", "--reranker", required=True, metavar="SPEC", help="reranker spec, as for eval")
     rerank.add_argument("--query", help="one query for all input lines (each line a candidate)")
-    rerank.add_argument("--input", type=argparse.FileType("r", encoding="utf-8"), default="-", help="JSONL (default: -)")
-    rerank.add_argument("--output", type=argparse.FileType("w", encoding="utf-8"), default="-", help="JSONL (default: -)")
+    reading, writing = argparse.FileType("r", encoding="utf-8"), argparse.FileType("w", encoding="utf-8")
+    rerank.add_argument("--input", type=reading, default="-", help="JSONL file (default: stdin)")
+    rerank.add_argument("--output", type=writing, default="-", help="JSONL file (default: stdout)")
     rerank.add_argument("--top-n", type=_positive, help="keep the best N per query (default: all)")
     rerank.add_argument("--text-field", default="text", help="field holding a candidate's text (default: text)")
     rerank.set_defaults(handler=_run_rerank)
@@ -80,7 +85,7 @@ def _run_eval(args: argparse.Namespace) -> None:
     specs = [parse_spec(text) for text in args.reranker]
     if not any(spec.kind == "none" for spec in specs):
         specs.insert(0, parse_spec("none"))
-    contenders = [Contender(spec.text, build_scorer(spec)) for spec in specs]
+    contenders = [Contender(spec.text, _max_p(build_scorer(spec), args.passage_words)) for spec in specs]
     dataset = load_beir(args.dataset, args.split)
     query_ids = dataset.judged_query_ids[: args.max_queries] if args.max_queries else dataset.judged_query_ids
     if args.run is not None:
@@ -93,6 +98,7 @@ def _run_eval(args: argparse.Namespace) -> None:
         "split": args.split,
         "first_stage": str(args.run) if args.run else "bm25",
         "depth": args.depth,
+        "passage_words": args.passage_words,
         "queries": len(query_ids),
     }
     paths = write_results(rows, args.out, settings=settings)
@@ -108,7 +114,16 @@ def _run_rerank(args: argparse.Namespace) -> None:
     scorer = build_scorer(parse_spec(args.reranker))
     if scorer is None:
         raise ValueError("rerank needs a reranker other than 'none'")
-    rerank_jsonl(Reranker(scorer, top_n=args.top_n), args.input, args.output, query=args.query, text_field=args.text_field)
+    reranker = Reranker(scorer, top_n=args.top_n)
+    rerank_jsonl(reranker, args.input, args.output, query=args.query, text_field=args.text_field)
+
+
+def _max_p(scorer: Scorer | None, passage_words: int | None) -> Scorer | None:
+    if scorer is None or passage_words is None:
+        return scorer
+    from rerank_kit.pipeline.passages import MaxPassageScorer
+
+    return MaxPassageScorer(scorer, passage_size=passage_words)
 
 
 def _positive(value: str) -> int:

@@ -3,7 +3,7 @@
 With ``query``, every input line is one candidate (a JSON string, or an object holding the text in
 ``text_field``) and the output is the ranked candidates, one per line. Without it, every line is an object
 ``{"query": ..., "candidates": [...], ...}`` and comes out with its candidates ranked. Each output candidate
-is the input object (a string becomes ``{"text": ...}``) plus ``relevance_score`` and ``original_index``.
+is the input object (a string becomes ``{text_field: string}``) plus ``relevance_score`` and ``original_index``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def rerank_jsonl(
     """Read JSONL from ``source``, write ranked JSONL to ``sink``; returns the number of lines written."""
     if query is not None:
         candidates = [_candidate(row, text_field, f"line {n}") for n, row in _rows(source)]
-        texts = [_text(c, text_field) for c in candidates]
+        texts = [c[text_field] for c in candidates]
         return _write(sink, _ranked(candidates, reranker.rerank(query, texts)))
     written = 0
     chunk: list[dict[str, Any]] = []
@@ -45,7 +45,7 @@ def rerank_jsonl(
 
 
 def _rerank_requests(reranker: Reranker, rows: Sequence[dict[str, Any]], text_field: str) -> list[dict[str, Any]]:
-    requests = [(row["query"], [_text(c, text_field) for c in row["candidates"]]) for row in rows]
+    requests = [(row["query"], [c[text_field] for c in row["candidates"]]) for row in rows]
     ranked = reranker.rerank_many(requests)
     return [{**row, "candidates": _ranked(row["candidates"], results)} for row, results in zip(rows, ranked)]
 
@@ -65,7 +65,7 @@ def _rows(source: TextIO) -> Iterator[tuple[int, Any]]:
 
 
 def _request(row: Any, text_field: str, number: int) -> dict[str, Any]:
-    if not isinstance(row, dict) or not isinstance(row.get("query"), str) or not isinstance(row.get("candidates"), list):
+    if not (isinstance(row, dict) and isinstance(row.get("query"), str) and isinstance(row.get("candidates"), list)):
         raise ValueError(
             f"input line {number}: expected {{\"query\": str, \"candidates\": [...]}} (or pass --query for one query)"
         )
@@ -79,10 +79,6 @@ def _candidate(value: Any, text_field: str, where: str) -> dict[str, Any]:
     if isinstance(value, dict) and isinstance(value.get(text_field), str):
         return value
     raise ValueError(f"{where}: a candidate must be a string or an object with a string {text_field!r} field")
-
-
-def _text(candidate: dict[str, Any], text_field: str) -> str:
-    return candidate[text_field]
 
 
 def _write(sink: TextIO, rows: Sequence[Any]) -> int:

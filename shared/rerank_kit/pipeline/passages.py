@@ -36,16 +36,21 @@ class MaxPassageScorer(Scorer):
 
     Use it when documents are longer than the model's max length (cross-encoders read about 512 tokens,
     the rest is cut off): a relevant paragraph deep in a long document still counts. ``passage_size`` and
-    ``overlap`` are in ``unit`` (words by default; about 1.3 tokens per English word), and a passage plus the
-    query should fit the model's max length. Usage and caching follow the inner scorer.
+    ``overlap`` (default: a quarter of ``passage_size``) are in ``unit`` (words by default; about 1.3 tokens
+    per English word), and a passage plus the query should fit the model's max length. Usage and caching
+    follow the inner scorer.
     """
 
-    def __init__(self, scorer: Scorer, *, passage_size: int = 200, overlap: int = 50, unit: Unit = "words") -> None:
+    def __init__(
+        self, scorer: Scorer, *, passage_size: int = 200, overlap: int | None = None, unit: Unit = "words"
+    ) -> None:
         super().__init__()
         if not isinstance(scorer, Scorer):
             raise TypeError(f"scorer must be a rerank_kit.Scorer, got {type(scorer).__name__}")
         if unit not in ("words", "chars"):
             raise ValueError(f"unit must be 'words' or 'chars', got {unit!r}")
+        check_positive_int("passage_size", passage_size)
+        overlap = passage_size // 4 if overlap is None else overlap
         split_passages("", size=passage_size, overlap=overlap, unit=unit)
         self.scorer = scorer
         self.passage_size = passage_size

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
 from rerank_kit.pipeline.mmr import check_mmr_lambda, mmr_rerank
+from rerank_kit.pipeline.passages import MaxPassageScorer
 from rerank_kit.reranker import DEFAULT_TOP_N, Reranker
 from rerank_kit.results import RerankResult
 from rerank_kit.scorer import Scorer
@@ -114,7 +115,8 @@ class TwoStage:
     many results to ask the first stage for (see :func:`candidate_count`). With ``mmr_lambda`` (1 =
     relevance only, 0 = diversity only) the reranked pool is reordered by MMR, using the candidates'
     embeddings, else ``embed``, else the scorer's own embeddings when it is an
-    :class:`~rerank_kit.EmbeddingScorer`, else word overlap.
+    :class:`~rerank_kit.EmbeddingScorer`, else word overlap. With ``passage_size`` (words) long candidates are
+    scored by their best overlapping passage (:class:`~rerank_kit.pipeline.passages.MaxPassageScorer`).
     """
 
     def __init__(
@@ -125,6 +127,8 @@ class TwoStage:
         candidates: int | None = None,
         mmr_lambda: float | None = None,
         embed: Embed | None = None,
+        passage_size: int | None = None,
+        passage_overlap: int | None = None,
     ) -> None:
         if isinstance(reranker, Scorer):
             reranker = Reranker(reranker)
@@ -134,8 +138,11 @@ class TwoStage:
         self.candidates = candidate_count(k, candidates)
         self.mmr_lambda = None if mmr_lambda is None else check_mmr_lambda(mmr_lambda)
         self.embed = embed
+        scorer = reranker.scorer
+        if passage_size is not None:
+            scorer = MaxPassageScorer(scorer, passage_size=passage_size, overlap=passage_overlap)
         self.reranker = Reranker(
-            reranker.scorer,
+            scorer,
             top_n=k if self.mmr_lambda is None else None,
             score_threshold=reranker.score_threshold,
             normalize=reranker.normalize,
@@ -177,8 +184,9 @@ class TwoStage:
         if all(c.embedding is not None for c in candidates):
             return [c.embedding for c in candidates]  # type: ignore[misc]
         embed = self.embed
-        if embed is None and isinstance(self.scorer, EmbeddingScorer):
-            embed = self.scorer.embed_texts
+        inner = self.scorer.scorer if isinstance(self.scorer, MaxPassageScorer) else self.scorer
+        if embed is None and isinstance(inner, EmbeddingScorer):
+            embed = inner.embed_texts
         if embed is None:
             return None
         pool = [r.index for r in results]
@@ -208,4 +216,7 @@ class TwoStage:
         return ranked
 
     def __repr__(self) -> str:
-        return f"TwoStage(scorer={self.scorer!r}, k={self.k}, candidates={self.candidates}, mmr_lambda={self.mmr_lambda})"
+        return (
+            f"TwoStage(scorer={self.scorer!r}, k={self.k}, candidates={self.candidates}, "
+            f"mmr_lambda={self.mmr_lambda})"
+        )
