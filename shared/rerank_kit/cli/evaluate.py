@@ -8,12 +8,13 @@ import statistics
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rerank_kit._optional import require
 from rerank_kit.cli.beir import BeirDataset
+from rerank_kit.errors import RerankError
 from rerank_kit.reranker import Reranker
 from rerank_kit.scorer import Scorer
 
@@ -95,23 +96,14 @@ def evaluate(
     query_ids = list(first_stage)
     rows = []
     for contender in contenders:
-        rankings, latencies = {}, []
         scorer = contender.scorer
-        reranker = None if scorer is None else Reranker(scorer, top_n=None, cache=False)
-        warmup = _warm_up(scorer, dataset, first_stage) if scorer is not None else 0.0
-        usage_before = {} if scorer is None else scorer.usage.total
-        bar = tqdm(query_ids, desc=contender.label, file=sys.stderr, disable=not progress, leave=False)
-        for query_id in bar:
-            doc_ids = [doc_id for doc_id, _ in first_stage[query_id]]
-            if reranker is None or not doc_ids:
-                rankings[query_id] = doc_ids
-                latencies.append(0.0)
-                continue
-            texts = [dataset.corpus[doc_id] for doc_id in doc_ids]
-            start = time.perf_counter()
-            results = reranker.rerank(dataset.queries[query_id], texts)
-            latencies.append((time.perf_counter() - start) * 1000)
-            rankings[query_id] = [doc_ids[r.index] for r in results]
+        try:
+            warmup = _warm_up(scorer, dataset, first_stage) if scorer is not None else 0.0
+            usage_before = {} if scorer is None else scorer.usage.total
+            bar = tqdm(query_ids, desc=contender.label, file=sys.stderr, disable=not progress, leave=False)
+            rankings, latencies = _rerank_all(scorer, dataset, first_stage, bar)
+        except (RerankError, OSError, ValueError) as exc:
+            raise RerankError(f"{contender.label} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
         quality = ranx_metrics(dataset, rankings, recall_k)
         rows.append(
             Row(
@@ -128,6 +120,26 @@ def evaluate(
             )
         )
     return rows
+
+
+def _rerank_all(
+    scorer: Scorer | None, dataset: BeirDataset, first_stage: FirstStage, query_ids: Iterable[str]
+) -> tuple[dict[str, list[str]], list[float]]:
+    """Each query's reranked doc ids (the first-stage order for ``None``) and its latency in ms."""
+    reranker = None if scorer is None else Reranker(scorer, top_n=None, cache=False)
+    rankings, latencies = {}, []
+    for query_id in query_ids:
+        doc_ids = [doc_id for doc_id, _ in first_stage[query_id]]
+        if reranker is None or not doc_ids:
+            rankings[query_id] = doc_ids
+            latencies.append(0.0)
+            continue
+        texts = [dataset.corpus[doc_id] for doc_id in doc_ids]
+        start = time.perf_counter()
+        results = reranker.rerank(dataset.queries[query_id], texts)
+        latencies.append((time.perf_counter() - start) * 1000)
+        rankings[query_id] = [doc_ids[r.index] for r in results]
+    return rankings, latencies
 
 
 def ranx_metrics(dataset: BeirDataset, rankings: dict[str, list[str]], recall_k: int) -> dict[str, float]:
@@ -192,6 +204,7 @@ def plot_quality_latency(rows: Sequence[Row], path: Path) -> None:
         axes.scatter(row.p50_ms, row.ndcg_at_10)
         axes.annotate(row.reranker, (row.p50_ms, row.ndcg_at_10), textcoords="offset points", xytext=(5, 5), fontsize=8)
     axes.set_xscale("symlog", linthresh=1.0)
+    axes.margins(x=0.2, y=0.15)
     axes.set_xlabel("p50 latency per query (ms, symlog)")
     axes.set_ylabel("nDCG@10")
     axes.set_title("Reranker quality vs latency")
