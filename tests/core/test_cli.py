@@ -116,11 +116,15 @@ def test_evaluate_reranks_and_scores_each_contender(dataset: Path, run_file: Pat
 def test_eval_errors_are_one_line(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(dataset), "-r", "bogus:model", "--out", str(tmp_path)]) == 1
     assert main(["eval", str(tmp_path / "missing"), "--out", str(tmp_path)]) == 1
+    missing_model = str(tmp_path / "no-such-model")
+    assert main(["eval", str(dataset), "-r", f"cross-encoder:{missing_model}", "--no-progress", "--out",
+                 str(tmp_path)]) == 1
 
-    errors = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rerank-kit:")]
     assert errors[0].startswith("rerank-kit: error: unknown reranker 'bogus'")
     assert "corpus.jsonl not found" in errors[1]
-    assert len(errors) == 2
+    assert errors[2].startswith(f"rerank-kit: error: cross-encoder:{missing_model} failed:")
+    assert len(errors) == 3
 
 
 def test_specs_parse_kinds_and_keep_colons_in_values() -> None:
