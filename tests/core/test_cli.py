@@ -209,3 +209,17 @@ def test_rerank_jsonl_streams_through_io(tiny_cross_encoder: str) -> None:
 
     assert written == 2
     assert [json.loads(line)["text"] for line in sink.getvalue().splitlines()] == ["a b", "b"]
+
+
+def test_usage_reported_by_a_backend_is_shown_per_query(dataset: Path, run_file: Path) -> None:
+    class Billed(KeywordScorer):
+        def score(self, query: str, texts: list[str]) -> list[float]:
+            self.usage.record({"search_units": 1, "tokens": 10 * len(texts)})
+            return super().score(query, texts)
+
+    data = load_beir(dataset)
+    first_stage = load_trec_run(run_file, data.judged_query_ids, depth=100)
+
+    (row,) = evaluate(data, first_stage, [Contender("billed", Billed())], progress=False)
+
+    assert row.usage_per_query == {"search_units": 1.0, "tokens": 25.0}  # (3 + 2 candidates) * 10 / 2 queries
