@@ -25,6 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workload  # noqa: E402
+from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE  # noqa: E402
 
 TOP_N = 10
 HERE = Path(__file__).resolve().parent
@@ -56,7 +57,7 @@ def build_contenders(model_path: str) -> dict[str, Callable[[str, list[str]], ob
         "rerank-kit exact": lambda q, ps: exact.rerank(q, ps),
         "rerank-kit fast": lambda q, ps: fast.rerank(q, ps),
         "rerank-kit engine, bf16 forced": lambda q, ps: engine.relevance_logits(
-            [(q, p) for p in ps], batch_size=32, bf16=True),
+            [(q, p) for p in ps], batch_size=DEFAULT_BATCH_SIZE, bf16=True),
     }
 
 
@@ -102,7 +103,7 @@ def fidelity(model_path: str, requests: list[tuple[str, list[str]]]) -> dict[str
     pairs = [[(query, p) for p in passages] for query, passages in requests]
     candidates = {
         "fast": CrossEncoderScorer(model_path, mode="fast", activation="raw").score_many(requests),
-        "bf16": [exact.engine.relevance_logits(p, batch_size=32, bf16=True) for p in pairs],
+        "bf16": [exact.engine.relevance_logits(p, batch_size=DEFAULT_BATCH_SIZE, bf16=True) for p in pairs],
     }
     sigmoid_scores = CrossEncoderScorer(model_path).score_many(requests)
     max_diff = max(

@@ -9,7 +9,7 @@ from llama_index.core.bridge.pydantic import Field
 from llamaindex_rerankers.base import BaseRerank
 from rerank_kit import Scorer
 from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
-from rerank_kit.scorers.cross_encoder_engine import DEFAULT_MAX_TOKENS_PER_BATCH
+from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS_PER_BATCH
 
 
 class CrossEncoderRerank(BaseRerank):
@@ -21,7 +21,7 @@ class CrossEncoderRerank(BaseRerank):
     model: str = Field(default=DEFAULT_CROSS_ENCODER, description="Hub model name or local path.")
     device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
     max_length: Optional[int] = Field(default=None, description="Token limit per pair; None uses the model's.")
-    batch_size: int = Field(default=32, description="Most pairs per forward pass.")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, description="Most pairs per forward pass.")
     max_tokens_per_batch: int = Field(default=DEFAULT_MAX_TOKENS_PER_BATCH, description="Padded-token budget per pass.")
     activation: Activation = Field(default="sigmoid", description="'sigmoid' for (0, 1) scores, 'raw' for logits.")
     mode: Mode = Field(default="exact", description="'exact' (fp32) or 'fast' (bf16 where the CPU supports it).")

@@ -11,7 +11,11 @@ from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
 from rerank_kit.device import resolve_device
 from rerank_kit.scorer import ScoreRequest, Scorer
-from rerank_kit.scorers.cross_encoder_engine import DEFAULT_MAX_TOKENS_PER_BATCH, CrossEncoderEngine
+from rerank_kit.scorers.cross_encoder_engine import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_MAX_TOKENS_PER_BATCH,
+    CrossEncoderEngine,
+)
 from rerank_kit.validation import check_positive_int
 
 logger = logging.getLogger("rerank_kit.cross_encoder")
@@ -41,7 +45,7 @@ class CrossEncoderScorer(Scorer):
         *,
         device: str | None = None,
         max_length: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH,
         activation: Activation = "sigmoid",
         mode: Mode = "exact",
