@@ -106,10 +106,15 @@ def test_repeated_call_is_served_from_the_score_cache(tiny_cross_encoder):
     assert scorer.shared_cache.hits == hits + len(TEXTS)
 
 
-def test_fast_mode_keeps_the_ranking(tiny_cross_encoder):
+def test_fast_mode_gives_the_exact_scores_within_1e_4(tiny_cross_encoder):
     exact = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True).score(QUERY, TEXTS)
     fast = CrossEncoderScorer(tiny_cross_encoder, activation="raw", mode="fast", local_files_only=True)
-    assert fast.score(QUERY, TEXTS) == pytest.approx(exact, abs=0.1)
+    tolerance = 1e-4 if fast.precision == "float32" else 0.1
+    assert fast.score(QUERY, TEXTS) == pytest.approx(exact, abs=tolerance)
+    assert fast.score("python keyerror", TEXTS[:3]) == pytest.approx(
+        CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True).score("python keyerror", TEXTS[:3]),
+        abs=tolerance,
+    )
 
 
 def test_missing_model_fails_without_downloading(tmp_path):
@@ -148,3 +153,18 @@ def test_bert_models_use_the_cls_only_last_layer_with_identical_scores(tiny_cros
     with torch.inference_mode():
         full = model(**features).logits[:, 0].tolist()
     assert scorer.score(QUERY, TEXTS) == pytest.approx(full, abs=1e-5)
+
+
+def test_fast_mode_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder, monkeypatch, caplog):
+    def compiler_missing(function, **options):
+        def fail(**features):
+            raise RuntimeError("no C++ compiler found")
+
+        return fail
+
+    model_registry.clear()
+    monkeypatch.setattr(torch, "compile", compiler_missing)
+    fast = CrossEncoderScorer(tiny_cross_encoder, mode="fast", local_files_only=True)
+    exact = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True)
+    assert fast.score(QUERY, TEXTS) == pytest.approx(exact.score(QUERY, TEXTS), abs=1e-6)
+    assert "torch.compile failed (RuntimeError: no C++ compiler found)" in caplog.text

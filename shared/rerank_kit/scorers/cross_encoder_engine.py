@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rerank_kit.scorers.encoder_forward import CLSForward
+
+logger = logging.getLogger("rerank_kit.cross_encoder")
 
 #: Default cap on padded tokens per forward pass: bounds peak memory whatever the candidate count.
 DEFAULT_MAX_TOKENS_PER_BATCH = 4096
@@ -47,6 +50,7 @@ class CrossEncoderEngine:
         self.lock = threading.Lock()
         self._torch = torch
         self.bf16_pays_off = _bf16_pays_off(torch, self.model.device if self.model is not None else None)
+        self._compiled: Callable[..., Any] | None = None
 
     def relevance_logits(
         self,
@@ -55,14 +59,37 @@ class CrossEncoderEngine:
         batch_size: int,
         max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH,
         bf16: bool = False,
+        compiled: bool = False,
     ) -> list[float]:
-        """One relevance logit per pair (for 2-logit models: relevant minus not relevant)."""
+        """One relevance logit per pair (for 2-logit models: relevant minus not relevant).
+
+        ``compiled`` runs the forward pass through ``torch.compile`` (compiled once, on first use, for all
+        shapes); if compilation fails, for example without a C++ compiler, it logs why and stays eager.
+        """
         with self.lock:
             if not self.direct:
                 return self._via_predict(pairs, batch_size)
-            return self._direct(pairs, batch_size, max_tokens_per_batch, bf16)
+            if not compiled:
+                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._eager)
+            try:
+                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._compiled_forward())
+            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the eager pass
+                logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
+                self._compiled = self._eager
+                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._eager)
 
-    def _direct(self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, bf16: bool) -> list[float]:
+    def _eager(self, **features: Any) -> Any:
+        return self.cls_forward(**features) if self.cls_forward else self.model(**features).logits
+
+    def _compiled_forward(self) -> Callable[..., Any]:
+        if self._compiled is None:
+            self._compiled = self._torch.compile(self._eager, dynamic=True)
+        return self._compiled
+
+    def _direct(
+        self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, bf16: bool,
+        forward: Callable[..., Any],
+    ) -> list[float]:
         torch = self._torch
         encoded = self.tokenizer(
             [query for query, _ in pairs],
@@ -80,8 +107,7 @@ class CrossEncoderEngine:
             for batch in token_budget_batches(order, lengths, batch_size, max_tokens):
                 features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
                 features = {key: value.to(device) for key, value in features.items()}
-                out = self.cls_forward(**features) if self.cls_forward else self.model(**features).logits
-                out = out.float()
+                out = forward(**features).float()
                 for i, value in zip(batch, self._reduce(out).tolist()):
                     logits[i] = value
         return logits
