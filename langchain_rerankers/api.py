@@ -29,12 +29,7 @@ class CohereRerank(BaseRerank):
     client: Any = Field(default=None, exclude=True, description="A ready cohere.ClientV2 to reuse.")
     async_client: Any = Field(default=None, exclude=True, description="A ready cohere.AsyncClientV2 to reuse.")
 
-    def _build_scorer(self) -> Scorer:
-        return CohereScorer(
-            self.model, api_key=self.api_key, base_url=self.base_url, max_tokens_per_doc=self.max_tokens_per_doc,
-            timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
-            max_concurrency=self.max_concurrency, client=self.client, async_client=self.async_client,
-        )
+    scorer_class = CohereScorer
 
 
 class VoyageRerank(BaseRerank):
@@ -53,13 +48,7 @@ class VoyageRerank(BaseRerank):
     client: Any = Field(default=None, exclude=True, description="A ready voyageai.Client to reuse.")
     async_client: Any = Field(default=None, exclude=True, description="A ready voyageai.AsyncClient to reuse.")
 
-    def _build_scorer(self) -> Scorer:
-        return VoyageScorer(
-            self.model, api_key=self.api_key, base_url=self.base_url, truncation=self.truncation,
-            instruction=self.instruction, max_tokens_per_request=self.max_tokens_per_request, timeout=self.timeout,
-            max_retries=self.max_retries, backoff=self.backoff, max_concurrency=self.max_concurrency,
-            client=self.client, async_client=self.async_client,
-        )
+    scorer_class = VoyageScorer
 
 
 class HTTPRerank(BaseRerank):
@@ -77,12 +66,7 @@ class HTTPRerank(BaseRerank):
     backoff: float = Field(default=DEFAULT_BACKOFF, description="First retry wait in seconds (doubles, capped).")
     max_concurrency: int = Field(default=DEFAULT_MAX_CONCURRENCY, description="Most async requests in flight.")
 
-    def _build_scorer(self) -> Scorer:
-        return HTTPRerankScorer(
-            self.base_url, protocol=self.protocol, model=self.model, api_key=self.api_key, truncate=self.truncate,
-            raw_scores=self.raw_scores, max_batch_size=self.max_batch_size, timeout=self.timeout,
-            max_retries=self.max_retries, backoff=self.backoff, max_concurrency=self.max_concurrency,
-        )
+    scorer_class = HTTPRerankScorer
 
 
 class FallbackRerank(BaseRerank):

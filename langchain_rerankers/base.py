@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, Optional
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from rerank_kit import DEFAULT_TOP_N, Reranker, RerankResult, Scorer, UsageMeter
+from rerank_kit.adapter_support import scorer_options
 from rerank_kit.reranker import Normalize
 
 
@@ -33,8 +34,14 @@ class BaseRerank(BaseDocumentCompressor):
         self._scorer = self._build_scorer()
         self.reranker  # validates the policy fields at construction
 
+    #: The core scorer this reranker configures; its keyword arguments are the subclass's own fields.
+    scorer_class: ClassVar[Optional[type[Scorer]]] = None
+
     def _build_scorer(self) -> Scorer:
-        raise NotImplementedError
+        if self.scorer_class is None:
+            raise NotImplementedError(f"{type(self).__name__} must set scorer_class or override _build_scorer")
+        config = {name: getattr(self, name) for name in type(self).model_fields}
+        return self.scorer_class(**scorer_options(config, BaseRerank.model_fields))
 
     @property
     def reranker(self) -> Reranker:

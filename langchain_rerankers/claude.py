@@ -8,7 +8,6 @@ from langchain_core.utils import secret_from_env
 from pydantic import Field, SecretStr
 
 from langchain_rerankers.base import BaseRerank
-from rerank_kit import Scorer
 from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeScorer, Mode
 
 
@@ -43,26 +42,4 @@ class ClaudeRerank(BaseRerank):
     client: Any = Field(default=None, exclude=True, description="A ready anthropic.Anthropic client.")
     async_client: Any = Field(default=None, exclude=True, description="A ready anthropic.AsyncAnthropic client.")
 
-    def _build_scorer(self) -> Scorer:
-        return ClaudeScorer(
-            self.model,
-            mode=self.mode,
-            api_key=self.api_key.get_secret_value() if self.api_key is not None else None,
-            base_url=self.base_url,
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            instruction=self.instruction,
-            listwise_template=self.listwise_template,
-            pointwise_template=self.pointwise_template,
-            window_size=self.window_size,
-            step=self.step,
-            batch_size=self.batch_size,
-            max_concurrency=self.max_concurrency,
-            max_passage_chars=self.max_passage_chars,
-            prompt_caching=self.prompt_caching,
-            answer_retries=self.answer_retries,
-            timeout=self.timeout,
-            max_retries=self.max_retries,
-            client=self.client,
-            async_client=self.async_client,
-        )
+    scorer_class = ClaudeScorer

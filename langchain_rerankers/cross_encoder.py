@@ -5,7 +5,6 @@ from __future__ import annotations
 from pydantic import Field
 
 from langchain_rerankers.base import BaseRerank
-from rerank_kit import Scorer
 from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
 from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS_PER_BATCH
 
@@ -27,16 +26,4 @@ class CrossEncoderRerank(BaseRerank):
     trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
     revision: str | None = Field(default=None, description="Model revision (branch, tag or commit).")
 
-    def _build_scorer(self) -> Scorer:
-        return CrossEncoderScorer(
-            self.model,
-            device=self.device,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            max_tokens_per_batch=self.max_tokens_per_batch,
-            activation=self.activation,
-            mode=self.mode,
-            local_files_only=self.local_files_only,
-            trust_remote_code=self.trust_remote_code,
-            revision=self.revision,
-        )
+    scorer_class = CrossEncoderScorer

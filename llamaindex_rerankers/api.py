@@ -33,12 +33,7 @@ class CohereRerank(BaseRerank):
     def class_name(cls) -> str:
         return "RerankKitCohereRerank"
 
-    def _build_scorer(self) -> Scorer:
-        return CohereScorer(
-            self.model, api_key=self.api_key, base_url=self.base_url, max_tokens_per_doc=self.max_tokens_per_doc,
-            timeout=self.timeout, max_retries=self.max_retries, backoff=self.backoff,
-            max_concurrency=self.max_concurrency, client=self.client, async_client=self.async_client,
-        )
+    scorer_class = CohereScorer
 
 
 class VoyageRerank(BaseRerank):
@@ -61,13 +56,7 @@ class VoyageRerank(BaseRerank):
     def class_name(cls) -> str:
         return "RerankKitVoyageRerank"
 
-    def _build_scorer(self) -> Scorer:
-        return VoyageScorer(
-            self.model, api_key=self.api_key, base_url=self.base_url, truncation=self.truncation,
-            instruction=self.instruction, max_tokens_per_request=self.max_tokens_per_request, timeout=self.timeout,
-            max_retries=self.max_retries, backoff=self.backoff, max_concurrency=self.max_concurrency,
-            client=self.client, async_client=self.async_client,
-        )
+    scorer_class = VoyageScorer
 
 
 class HTTPRerank(BaseRerank):
@@ -89,12 +78,7 @@ class HTTPRerank(BaseRerank):
     def class_name(cls) -> str:
         return "RerankKitHTTPRerank"
 
-    def _build_scorer(self) -> Scorer:
-        return HTTPRerankScorer(
-            self.base_url, protocol=self.protocol, model=self.model, api_key=self.api_key, truncate=self.truncate,
-            raw_scores=self.raw_scores, max_batch_size=self.max_batch_size, timeout=self.timeout,
-            max_retries=self.max_retries, backoff=self.backoff, max_concurrency=self.max_concurrency,
-        )
+    scorer_class = HTTPRerankScorer
 
 
 class FallbackRerank(BaseRerank):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, List, Optional
+from typing import Any, ClassVar, List, Optional
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -13,6 +13,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
 from rerank_kit import DEFAULT_TOP_N, Reranker, RerankResult, Scorer, UsageMeter
+from rerank_kit.adapter_support import scorer_options
 from rerank_kit.reranker import Normalize
 
 dispatcher = get_dispatcher(__name__)
@@ -46,8 +47,14 @@ class BaseRerank(BaseNodePostprocessor):
         self._scorer = self._build_scorer()
         self.reranker  # validates the policy fields at construction
 
+    #: The core scorer this reranker configures; its keyword arguments are the subclass's own fields.
+    scorer_class: ClassVar[Optional[type[Scorer]]] = None
+
     def _build_scorer(self) -> Scorer:
-        raise NotImplementedError
+        if self.scorer_class is None:
+            raise NotImplementedError(f"{type(self).__name__} must set scorer_class or override _build_scorer")
+        config = {name: getattr(self, name) for name in type(self).model_fields}
+        return self.scorer_class(**scorer_options(config, BaseRerank.model_fields))
 
     @classmethod
     def class_name(cls) -> str:

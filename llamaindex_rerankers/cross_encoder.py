@@ -7,7 +7,6 @@ from typing import Optional
 from llama_index.core.bridge.pydantic import Field
 
 from llamaindex_rerankers.base import BaseRerank
-from rerank_kit import Scorer
 from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
 from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS_PER_BATCH
 
@@ -33,16 +32,4 @@ class CrossEncoderRerank(BaseRerank):
     def class_name(cls) -> str:
         return "RerankKitCrossEncoderRerank"
 
-    def _build_scorer(self) -> Scorer:
-        return CrossEncoderScorer(
-            self.model,
-            device=self.device,
-            max_length=self.max_length,
-            batch_size=self.batch_size,
-            max_tokens_per_batch=self.max_tokens_per_batch,
-            activation=self.activation,
-            mode=self.mode,
-            local_files_only=self.local_files_only,
-            trust_remote_code=self.trust_remote_code,
-            revision=self.revision,
-        )
+    scorer_class = CrossEncoderScorer

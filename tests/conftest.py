@@ -13,6 +13,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from rerank_kit import Scorer  # noqa: E402
+from tests.messages_server import serve  # noqa: E402, F401  (fixture: a scripted Messages API server)
 
 WORDS = (
     "the a an is of to in and or how do i my what why when reset password account login email forgot "

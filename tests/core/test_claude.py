@@ -16,7 +16,6 @@ from rerank_kit import (
 from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeAnswerWarning, ClaudeScorer
 from tests import messages_server as api
 from tests.loopback import LoopbackServer, sequence
-from tests.messages_server import serve  # noqa: F401  (a fixture)
 
 TEXTS = ["cats purr", "paris is the capital of france", "rain in paris", "dogs bark"]
 QUERY = "capital of france"

@@ -12,7 +12,6 @@ from rerank_kit import ProviderAuthError, ProviderResponseError
 from rerank_kit.scorers.claude import ClaudeAnswerWarning
 from tests import messages_server as api
 from tests.loopback import LoopbackServer, sequence
-from tests.messages_server import serve  # noqa: F401  (a fixture)
 
 QUERY = "capital of france"
 

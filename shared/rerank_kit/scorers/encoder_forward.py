@@ -51,7 +51,6 @@ class CLSForward:
         return None
 
     def __call__(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
-        torch = self._torch
         embed_kwargs = {"input_ids": input_ids}
         if token_type_ids is not None:
             embed_kwargs["token_type_ids"] = token_type_ids
