@@ -3,19 +3,7 @@
 from __future__ import annotations
 
 from rerank_kit._lazy import lazy_exports
+from rerank_kit.adapter_support import ADAPTER_EXPORTS
 
-_EXPORTS = {
-    "BaseRerank": ".base",
-    "Rerank": ".base",
-    "CrossEncoderRerank": ".cross_encoder",
-    "CohereRerank": ".api",
-    "VoyageRerank": ".api",
-    "HTTPRerank": ".api",
-    "FallbackRerank": ".api",
-    "ClaudeRerank": ".claude",
-    "EmbeddingRerank": ".embedding",
-    "TwoStageRetriever": ".pipeline",
-    "FusionRetriever": ".pipeline",
-}
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, ADAPTER_EXPORTS)
+__all__ = list(ADAPTER_EXPORTS)

@@ -19,3 +19,19 @@ def scorer_options(config: Mapping[str, Any], policy_fields: Iterable[str]) -> d
         for name, value in config.items()
         if name not in skip
     }
+
+
+#: Public names of both adapter packages and the module defining each: the adapters mirror each other.
+ADAPTER_EXPORTS = {
+    "BaseRerank": ".base",
+    "Rerank": ".base",
+    "CrossEncoderRerank": ".cross_encoder",
+    "CohereRerank": ".api",
+    "VoyageRerank": ".api",
+    "HTTPRerank": ".api",
+    "FallbackRerank": ".api",
+    "ClaudeRerank": ".claude",
+    "EmbeddingRerank": ".embedding",
+    "TwoStageRetriever": ".pipeline",
+    "FusionRetriever": ".pipeline",
+}
