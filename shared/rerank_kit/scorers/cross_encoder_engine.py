@@ -82,8 +82,15 @@ class CrossEncoderEngine:
         return self.cls_forward(**features) if self.cls_forward else self.model(**features).logits
 
     def _compiled_forward(self) -> Callable[..., Any]:
+        """The compiled pass, compiled up front for one row and for many (Dynamo specializes size 1)."""
         if self._compiled is None:
-            self._compiled = self._torch.compile(self._eager, dynamic=True)
+            compiled = self._torch.compile(self._eager, dynamic=True)
+            device = self.model.device
+            with self._torch.inference_mode():
+                for rows in (1, 2):
+                    features = self.tokenizer(["warm up"] * rows, ["compilation"] * rows, return_tensors="pt")
+                    compiled(**{key: value.to(device) for key, value in features.items()})
+            self._compiled = compiled
         return self._compiled
 
     def _direct(
