@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
+from rerank_kit.errors import ProviderResponseError
 from rerank_kit.scorer import Scorer
 from rerank_kit.scorers.api_batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
-from rerank_kit.scorers.api_support import ConcurrencyLimit, RetryPolicy, Secret
+from rerank_kit.scorers.api_support import ConcurrencyLimit, PerLoop, RetryPolicy, Secret, resolve_key
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3
@@ -78,3 +80,114 @@ class RemoteScorer(Scorer):
         scores = merge_answers(self.provider, len(texts), chunks, answers)
         self.usage.record(summed_usage(answers))
         return scores
+
+
+class SDKRerankScorer(RemoteScorer):
+    """A :class:`RemoteScorer` on a provider SDK whose clients have a ``rerank(**request)`` method.
+
+    Here once for every SDK backend: the key (argument, then ``key_env_vars``), the model check, one sync
+    client and one async client per event loop (or the ready ones given), sending a request with errors
+    translated, and reading ``(index, relevance_score)`` pairs. Subclasses build clients, the request body,
+    the error translation and the usage record.
+    """
+
+    #: Environment variables the key falls back to, in order.
+    key_env_vars: tuple[str, ...] = ()
+    #: An example model name for the error message.
+    model_example: str = ""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: Any,
+        base_url: str | None,
+        client: Any,
+        async_client: Any,
+        timeout: float | None,
+        max_retries: int,
+        backoff: float,
+        max_concurrency: int,
+    ) -> None:
+        key = resolve_key(api_key, self.key_env_vars)
+        if key is None and client is None and async_client is None:
+            raise ValueError(self._missing_key_message())
+        super().__init__(api_key=key, timeout=timeout, max_retries=max_retries, backoff=backoff,
+                         max_concurrency=max_concurrency)
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError(f"model must be a {self.provider} rerank model name such as {self.model_example!r}")
+        self.model = model
+        self.base_url = base_url
+        self._client = client
+        self._given_async_client = async_client
+        self._async_clients: PerLoop[Any] = PerLoop(self._async_client_for_loop)
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    @property
+    def client(self) -> Any:
+        """The sync SDK client, built on first use unless one was given."""
+        if self._client is None:
+            self._client = self._build_client(self._client_options())
+        return self._client
+
+    def _async_client_for_loop(self) -> Any:
+        if self._given_async_client is not None:
+            return self._given_async_client
+        return self._build_async_client(self._client_options())
+
+    def _client_options(self) -> dict[str, Any]:
+        if self._api_key is None:
+            raise ValueError(self._missing_key_message())
+        return self._sdk_options(self._api_key.get_secret_value())
+
+    def _missing_key_message(self) -> str:
+        names = " or ".join(self.key_env_vars)
+        return f"{self.provider} API key missing: pass api_key=... or set {names} (or pass a ready client)"
+
+    def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
+        try:
+            response = self.client.rerank(**self._request(query, texts))
+        except Exception as exc:
+            raise self._translate(exc) from None
+        return self._answer(response)
+
+    async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
+        try:
+            response = await self._async_clients.get().rerank(**self._request(query, texts))
+        except Exception as exc:
+            raise self._translate(exc) from None
+        return self._answer(response)
+
+    def _answer(self, response: Any) -> ChunkAnswer:
+        try:
+            pairs = [(result.index, result.relevance_score) for result in response.results]
+        except (AttributeError, TypeError) as exc:
+            raise ProviderResponseError(self.provider, f"malformed rerank response ({type(exc).__name__})") from None
+        return ChunkAnswer(pairs, self._usage(response))
+
+    @abstractmethod
+    def _build_client(self, options: dict[str, Any]) -> Any:
+        """A new sync SDK client."""
+
+    @abstractmethod
+    def _build_async_client(self, options: dict[str, Any]) -> Any:
+        """A new async SDK client."""
+
+    @abstractmethod
+    def _sdk_options(self, key: str) -> dict[str, Any]:
+        """Client keyword arguments (the SDK's own retries switched off)."""
+
+    @abstractmethod
+    def _request(self, query: str, texts: list[str]) -> dict[str, Any]:
+        """Keyword arguments of one ``rerank`` call."""
+
+    @abstractmethod
+    def _translate(self, exc: Exception) -> Exception:
+        """The rerank-kit error for what the SDK raised; unknown exceptions pass through."""
+
+    @abstractmethod
+    def _usage(self, response: Any) -> dict[str, float]:
+        """The usage counts a response reports."""

@@ -7,21 +7,19 @@ from typing import Any
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
-from rerank_kit.scorers.api_batching import Chunk, ChunkAnswer, plan_chunks
+from rerank_kit.scorers.api_batching import Chunk, plan_chunks
 from rerank_kit.scorers.api_support import (
-    PerLoop,
     TransientProviderError,
     error_for_status,
     parse_retry_after,
     redact,
-    resolve_key,
 )
 from rerank_kit.scorers.remote import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
-    RemoteScorer,
+    SDKRerankScorer,
 )
 from rerank_kit.validation import check_positive_int
 
@@ -35,7 +33,6 @@ VOYAGE_DEFAULT_TOKEN_LIMIT = 600_000
 INSTRUCTION_FORMAT = "{instruction}\n{query}"
 #: Special tokens a pair may add on top of its text.
 _PAIR_OVERHEAD_TOKENS = 8
-_MISSING_KEY = "Voyage API key missing: pass api_key=... or set VOYAGE_API_KEY (or pass a ready client)"
 
 
 def conservative_tokens(text: str) -> int:
@@ -43,7 +40,7 @@ def conservative_tokens(text: str) -> int:
     return len(text.encode("utf-8"))
 
 
-class VoyageScorer(RemoteScorer):
+class VoyageScorer(SDKRerankScorer):
     """Scores with a Voyage reranker; scores are Voyage's ``relevance_score``.
 
     ``instruction`` steers instruction-following models (rerank-2.5, rerank-2.5-lite) and is prepended
@@ -57,6 +54,8 @@ class VoyageScorer(RemoteScorer):
 
     provider = "Voyage"
     max_documents = VOYAGE_MAX_DOCUMENTS
+    key_env_vars = VOYAGE_KEY_ENV_VARS
+    model_example = DEFAULT_VOYAGE_MODEL
 
     def __init__(
         self,
@@ -74,17 +73,10 @@ class VoyageScorer(RemoteScorer):
         client: Any = None,
         async_client: Any = None,
     ) -> None:
-        key = resolve_key(api_key, VOYAGE_KEY_ENV_VARS)
-        if key is None and client is None and async_client is None:
-            raise ValueError(_MISSING_KEY)
-        super().__init__(api_key=key, timeout=timeout, max_retries=max_retries, backoff=backoff,
-                         max_concurrency=max_concurrency)
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError("model must be a Voyage rerank model name such as 'rerank-2.5'")
+        super().__init__(model, api_key=api_key, base_url=base_url, client=client, async_client=async_client,
+                         timeout=timeout, max_retries=max_retries, backoff=backoff, max_concurrency=max_concurrency)
         if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
             raise ValueError("instruction must be a non-empty string or None")
-        self.model = model
-        self.base_url = base_url
         self.truncation = bool(truncation)
         self.instruction = instruction
         self.max_tokens_per_request = (
@@ -92,35 +84,19 @@ class VoyageScorer(RemoteScorer):
             if max_tokens_per_request is None
             else check_positive_int("max_tokens_per_request", max_tokens_per_request)
         )
-        self._client = client
-        self._given_async_client = async_client
-        self._async_clients: PerLoop[Any] = PerLoop(self._new_async_client)
-
-    @property
-    def name(self) -> str:
-        return self.model
 
     @property
     def cache_key(self) -> str:
         return f"voyage|{self.model}|{self.base_url}|{self.truncation}|{self.instruction}"
 
-    @property
-    def client(self) -> Any:
-        """The sync ``voyageai.Client``, built on first use."""
-        if self._client is None:
-            self._client = require("voyageai", "voyage").Client(**self._client_options())
-        return self._client
+    def _build_client(self, options: dict[str, Any]) -> Any:
+        return require("voyageai", "voyage").Client(**options)
 
-    def _new_async_client(self) -> Any:
-        if self._given_async_client is not None:
-            return self._given_async_client
-        return require("voyageai", "voyage").AsyncClient(**self._client_options())
+    def _build_async_client(self, options: dict[str, Any]) -> Any:
+        return require("voyageai", "voyage").AsyncClient(**options)
 
-    def _client_options(self) -> dict[str, Any]:
-        if self._api_key is None:
-            raise ValueError(_MISSING_KEY)
-        return {"api_key": self._api_key.get_secret_value(), "max_retries": 0, "timeout": self.timeout,
-                "base_url": self.base_url}
+    def _sdk_options(self, key: str) -> dict[str, Any]:
+        return {"api_key": key, "max_retries": 0, "timeout": self.timeout, "base_url": self.base_url}
 
     def full_query(self, query: str) -> str:
         """The query as sent: with the instruction in front when one is set."""
@@ -136,27 +112,9 @@ class VoyageScorer(RemoteScorer):
         return {"query": self.full_query(query), "documents": texts, "model": self.model, "top_k": len(texts),
                 "truncation": self.truncation}
 
-    def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
-        try:
-            response = self.client.rerank(**self._request(query, texts))
-        except Exception as exc:
-            raise self._translate(exc) from None
-        return self._answer(response)
-
-    async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
-        try:
-            response = await self._async_clients.get().rerank(**self._request(query, texts))
-        except Exception as exc:
-            raise self._translate(exc) from None
-        return self._answer(response)
-
-    def _answer(self, response: Any) -> ChunkAnswer:
-        try:
-            pairs = [(result.index, result.relevance_score) for result in response.results]
-        except (AttributeError, TypeError) as exc:
-            raise ProviderResponseError(self.provider, f"malformed rerank response ({type(exc).__name__})") from None
+    def _usage(self, response: Any) -> dict[str, float]:
         tokens = getattr(response, "total_tokens", None)
-        return ChunkAnswer(pairs, {"total_tokens": tokens} if isinstance(tokens, (int, float)) else {})
+        return {"total_tokens": tokens} if isinstance(tokens, (int, float)) else {}
 
     def _translate(self, exc: Exception) -> Exception:
         """The rerank-kit error for what the SDK raised; unknown exceptions pass through."""
