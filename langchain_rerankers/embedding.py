@@ -32,22 +32,18 @@ class EmbeddingRerank(BaseRerank):
     revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
 
     def _build_scorer(self) -> Scorer:
-        options = {"query_prefix": self.query_prefix, "text_prefix": self.text_prefix}
-        if self.embeddings is not None:
-            if self.model is not None:
-                raise ValueError("pass either model or embeddings, not both")
-            return EmbeddingScorer(
-                self.embeddings.embed_documents,
-                embed_query=self.embeddings.embed_query,
-                name=type(self.embeddings).__name__,
-                **options,
-            )
-        return EmbeddingScorer(
-            self.model or DEFAULT_EMBEDDING_MODEL,
+        embeddings = self.embeddings
+        return EmbeddingScorer.from_model_or_embed(
+            self.model,
+            embeddings.embed_documents if embeddings is not None else None,
+            embed_query=embeddings.embed_query if embeddings is not None else None,
+            name=type(embeddings).__name__ if embeddings is not None else None,
+            embed_field="embeddings",
+            query_prefix=self.query_prefix,
+            text_prefix=self.text_prefix,
             device=self.device,
             batch_size=self.batch_size,
             local_files_only=self.local_files_only,
             trust_remote_code=self.trust_remote_code,
             revision=self.revision,
-            **options,
         )

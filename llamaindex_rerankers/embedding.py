@@ -36,22 +36,18 @@ class EmbeddingRerank(BaseRerank):
         return "RerankKitEmbeddingRerank"
 
     def _build_scorer(self) -> Scorer:
-        options = {"query_prefix": self.query_prefix, "text_prefix": self.text_prefix}
-        if self.embed_model is not None:
-            if self.model is not None:
-                raise ValueError("pass either model or embed_model, not both")
-            return EmbeddingScorer(
-                self.embed_model.get_text_embedding_batch,
-                embed_query=self.embed_model.get_query_embedding,
-                name=self.embed_model.model_name or self.embed_model.class_name(),
-                **options,
-            )
-        return EmbeddingScorer(
-            self.model or DEFAULT_EMBEDDING_MODEL,
+        embed_model = self.embed_model
+        return EmbeddingScorer.from_model_or_embed(
+            self.model,
+            embed_model.get_text_embedding_batch if embed_model is not None else None,
+            embed_query=embed_model.get_query_embedding if embed_model is not None else None,
+            name=(embed_model.model_name or embed_model.class_name()) if embed_model is not None else None,
+            embed_field="embed_model",
+            query_prefix=self.query_prefix,
+            text_prefix=self.text_prefix,
             device=self.device,
             batch_size=self.batch_size,
             local_files_only=self.local_files_only,
             trust_remote_code=self.trust_remote_code,
             revision=self.revision,
-            **options,
         )

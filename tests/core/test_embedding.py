@@ -6,6 +6,7 @@ import pytest
 
 from rerank_kit import EmbeddingScorer, Reranker, ScorerError
 from rerank_kit.pipeline.two_stage import Candidate, TwoStage
+from rerank_kit.scorers.embedding import DEFAULT_EMBEDDING_MODEL
 
 VECTORS = {"q": [1.0, 0.0], "same": [2.0, 0.0], "diagonal": [1.0, 1.0], "opposite": [-1.0, 0.0], "zero": [0.0, 0.0]}
 
@@ -112,3 +113,13 @@ def test_offline_minilm_prefers_the_answer_over_a_keyword_match(minilm: Embeddin
 
     assert scores[1] > scores[0]
     assert all(-1.0 <= s <= 1.0 for s in scores)
+
+
+def test_from_model_or_embed_takes_one_or_the_other():
+    def embed(texts):
+        return [[1.0, float(len(text))] for text in texts]
+
+    assert EmbeddingScorer.from_model_or_embed(None, None).model == DEFAULT_EMBEDDING_MODEL
+    assert EmbeddingScorer.from_model_or_embed(None, embed, name="mine").name == "mine"
+    with pytest.raises(ValueError, match="pass either model or embeddings, not both"):
+        EmbeddingScorer.from_model_or_embed("some/model", embed, embed_field="embeddings")

@@ -10,6 +10,7 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from rerank_kit import model_registry
 from rerank_kit._optional import require
@@ -72,6 +73,31 @@ class EmbeddingScorer(Scorer):
         self.trust_remote_code = trust_remote_code
         self.revision = revision
         self.cache_by_default = isinstance(model, str)
+
+    @classmethod
+    def from_model_or_embed(
+        cls,
+        model: str | None,
+        embed: EmbedTexts | None,
+        *,
+        embed_query: EmbedQuery | None = None,
+        name: str | None = None,
+        embed_field: str = "embed",
+        query_prefix: str = "",
+        text_prefix: str = "",
+        **model_options: Any,
+    ) -> EmbeddingScorer:
+        """The adapters' rule: a framework embedding (``embed``) or a model name (default model), never both.
+
+        ``model_options`` (device, batch_size, ...) apply to a model only; ``embed_field`` names the
+        adapter's field in the error.
+        """
+        if embed is None:
+            return cls(model or DEFAULT_EMBEDDING_MODEL, query_prefix=query_prefix, text_prefix=text_prefix,
+                       **model_options)
+        if model is not None:
+            raise ValueError(f"pass either model or {embed_field}, not both")
+        return cls(embed, embed_query=embed_query, name=name, query_prefix=query_prefix, text_prefix=text_prefix)
 
     @property
     def name(self) -> str:
