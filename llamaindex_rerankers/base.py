@@ -112,14 +112,23 @@ class BaseRerank(BaseNodePostprocessor):
     def _result_node(self, node: NodeWithScore) -> Any:
         if not self.keep_retrieval_score:
             return node.node
-        inner = node.node
-        return inner.model_copy(
-            update={
-                "metadata": {**inner.metadata, RETRIEVAL_SCORE_KEY: node.score},
-                "excluded_embed_metadata_keys": [*inner.excluded_embed_metadata_keys, RETRIEVAL_SCORE_KEY],
-                "excluded_llm_metadata_keys": [*inner.excluded_llm_metadata_keys, RETRIEVAL_SCORE_KEY],
-            }
-        )
+        metadata = {**node.node.metadata, RETRIEVAL_SCORE_KEY: node.score}
+        return copy_with_metadata(node.node, metadata, hidden=[RETRIEVAL_SCORE_KEY])
+
+
+def copy_with_metadata(inner: Any, metadata: dict[str, Any], hidden: Sequence[str]) -> Any:
+    """A copy of node ``inner`` with ``metadata``; the ``hidden`` keys stay out of embedding and LLM text."""
+    return inner.model_copy(
+        update={
+            "metadata": metadata,
+            "excluded_embed_metadata_keys": _with_keys(inner.excluded_embed_metadata_keys, hidden),
+            "excluded_llm_metadata_keys": _with_keys(inner.excluded_llm_metadata_keys, hidden),
+        }
+    )
+
+
+def _with_keys(keys: Sequence[str], added: Sequence[str]) -> list[str]:
+    return [*keys, *(key for key in added if key not in keys)]
 
 
 class _RerankEvents:

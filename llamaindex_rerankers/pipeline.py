@@ -16,7 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from llamaindex_rerankers.base import BaseRerank
+from llamaindex_rerankers.base import BaseRerank, copy_with_metadata
 from rerank_kit import DEFAULT_TOP_N, Scorer
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, check_fusion_settings
 from rerank_kit.pipeline.two_stage import PIPELINE_METADATA_KEYS, Candidate, Ranked, TwoStage, fuse_candidates
@@ -159,20 +159,12 @@ def with_candidate_count(retriever: BaseRetriever, count: int) -> BaseRetriever:
 
 
 def _nodes(ranked: Sequence[Ranked[NodeWithScore]]) -> List[NodeWithScore]:
-    results = []
-    for r in ranked:
-        inner = r.item.node
-        added = [key for key in PIPELINE_METADATA_KEYS if key in r.metadata]
-        node = inner.model_copy(
-            update={
-                "metadata": r.metadata,
-                "excluded_embed_metadata_keys": _extend(inner.excluded_embed_metadata_keys, added),
-                "excluded_llm_metadata_keys": _extend(inner.excluded_llm_metadata_keys, added),
-            }
+    return [
+        NodeWithScore(
+            node=copy_with_metadata(
+                r.item.node, r.metadata, hidden=[key for key in PIPELINE_METADATA_KEYS if key in r.metadata]
+            ),
+            score=r.score,
         )
-        results.append(NodeWithScore(node=node, score=r.score))
-    return results
-
-
-def _extend(keys: Sequence[str], added: Sequence[str]) -> list[str]:
-    return [*keys, *(key for key in added if key not in keys)]
+        for r in ranked
+    ]
