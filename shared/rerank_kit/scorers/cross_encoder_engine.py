@@ -45,7 +45,7 @@ class CrossEncoderEngine:
         self.max_length = cross_encoder.max_seq_length
         modules = list(cross_encoder)
         self.direct = len(modules) == 1 and isinstance(modules[0], Transformer) and self.model is not None
-        self.model.eval()
+        cross_encoder.eval()
         self.cls_forward = CLSForward.verified(self.model, self.tokenizer) if self.direct else None
         self.lock = threading.Lock()
         self._torch = torch
