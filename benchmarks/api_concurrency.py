@@ -21,9 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rerank_kit import Reranker, Scorer  # noqa: E402
-from rerank_kit.scorers.cohere import CohereScorer  # noqa: E402
-from rerank_kit.scorers.http_rerank import HTTPRerankScorer  # noqa: E402
-from rerank_kit.scorers.voyage import VoyageScorer  # noqa: E402
+from rerank_kit.scorers.remote.cohere import CohereScorer  # noqa: E402
+from rerank_kit.scorers.remote.http import HTTPRerankScorer  # noqa: E402
+from rerank_kit.scorers.remote.voyage import VoyageScorer  # noqa: E402
 from tests.api_servers import SECRET_KEY, cohere_handler, tei_handler, voyage_handler  # noqa: E402
 from tests.loopback import Handler, LoopbackServer  # noqa: E402
 

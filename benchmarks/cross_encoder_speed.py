@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import workload  # noqa: E402
-from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE  # noqa: E402
+from rerank_kit.scorers.local.engine import DEFAULT_BATCH_SIZE  # noqa: E402
 
 TOP_N = 10
 HERE = Path(__file__).resolve().parent

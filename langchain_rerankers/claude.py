@@ -8,7 +8,7 @@ from langchain_core.utils import secret_from_env
 from pydantic import Field, SecretStr
 
 from langchain_rerankers.base import BaseRerank
-from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeScorer, Mode
+from rerank_kit.scorers.llm.claude import DEFAULT_CLAUDE_MODEL, ClaudeScorer, Mode
 
 
 class ClaudeRerank(BaseRerank):

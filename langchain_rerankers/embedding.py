@@ -9,7 +9,7 @@ from pydantic import Field
 
 from langchain_rerankers.base import BaseRerank
 from rerank_kit import Scorer
-from rerank_kit.scorers.embedding import DEFAULT_EMBEDDING_MODEL, EmbeddingScorer
+from rerank_kit.scorers.local.embedding import DEFAULT_EMBEDDING_MODEL, EmbeddingScorer
 
 
 class EmbeddingRerank(BaseRerank):

@@ -8,11 +8,11 @@ from llama_index.core.bridge.pydantic import Field, SecretStr
 
 from llamaindex_rerankers.base import BaseRerank
 from rerank_kit import Scorer
-from rerank_kit.scorers.cohere import DEFAULT_COHERE_MODEL, CohereScorer
-from rerank_kit.scorers.fallback import FallbackScorer
-from rerank_kit.scorers.http_rerank import HTTPRerankScorer, WireProtocol
-from rerank_kit.scorers.remote import DEFAULT_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
-from rerank_kit.scorers.voyage import DEFAULT_VOYAGE_MODEL, VoyageScorer
+from rerank_kit.scorers.remote.cohere import DEFAULT_COHERE_MODEL, CohereScorer
+from rerank_kit.scorers.wrappers.fallback import FallbackScorer
+from rerank_kit.scorers.remote.http import HTTPRerankScorer, WireProtocol
+from rerank_kit.scorers.remote.base import DEFAULT_BACKOFF, DEFAULT_MAX_CONCURRENCY, DEFAULT_MAX_RETRIES, DEFAULT_TIMEOUT
+from rerank_kit.scorers.remote.voyage import DEFAULT_VOYAGE_MODEL, VoyageScorer
 
 
 class CohereRerank(BaseRerank):

@@ -8,7 +8,7 @@ from typing import Any, Optional
 from llama_index.core.bridge.pydantic import Field, SecretStr
 
 from llamaindex_rerankers.base import BaseRerank
-from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeScorer, Mode
+from rerank_kit.scorers.llm.claude import DEFAULT_CLAUDE_MODEL, ClaudeScorer, Mode
 
 
 def _key_from_env() -> Optional[SecretStr]:

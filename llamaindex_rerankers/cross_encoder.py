@@ -7,8 +7,8 @@ from typing import Optional
 from llama_index.core.bridge.pydantic import Field
 
 from llamaindex_rerankers.base import BaseRerank
-from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
-from rerank_kit.scorers.cross_encoder_engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS_PER_BATCH
+from rerank_kit.scorers.local.cross_encoder import DEFAULT_CROSS_ENCODER, Activation, CrossEncoderScorer, Mode
+from rerank_kit.scorers.local.engine import DEFAULT_BATCH_SIZE, DEFAULT_MAX_TOKENS_PER_BATCH
 
 
 class CrossEncoderRerank(BaseRerank):

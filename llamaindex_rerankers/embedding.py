@@ -9,7 +9,7 @@ from llama_index.core.bridge.pydantic import Field
 
 from llamaindex_rerankers.base import BaseRerank
 from rerank_kit import Scorer
-from rerank_kit.scorers.embedding import DEFAULT_EMBEDDING_MODEL, EmbeddingScorer
+from rerank_kit.scorers.local.embedding import DEFAULT_EMBEDDING_MODEL, EmbeddingScorer
 
 
 class EmbeddingRerank(BaseRerank):

@@ -19,14 +19,14 @@ from rerank_kit.scorer import Scorer
 from rerank_kit.usage import UsageMeter
 
 _BACKENDS = {
-    "CrossEncoderScorer": ".scorers.cross_encoder",
-    "CohereScorer": ".scorers.cohere",
-    "VoyageScorer": ".scorers.voyage",
-    "HTTPRerankScorer": ".scorers.http_rerank",
-    "FallbackScorer": ".scorers.fallback",
-    "ClaudeScorer": ".scorers.claude",
-    "ClaudeAnswerWarning": ".scorers.claude",
-    "EmbeddingScorer": ".scorers.embedding",
+    "CrossEncoderScorer": ".scorers.local.cross_encoder",
+    "CohereScorer": ".scorers.remote.cohere",
+    "VoyageScorer": ".scorers.remote.voyage",
+    "HTTPRerankScorer": ".scorers.remote.http",
+    "FallbackScorer": ".scorers.wrappers.fallback",
+    "ClaudeScorer": ".scorers.llm.claude",
+    "ClaudeAnswerWarning": ".scorers.llm.claude",
+    "EmbeddingScorer": ".scorers.local.embedding",
 }
 __getattr__ = lazy_exports(__name__, _BACKENDS)
 

@@ -13,7 +13,7 @@ from rerank_kit import (
     ProviderUnavailableError,
     Reranker,
 )
-from rerank_kit.scorers.claude import DEFAULT_CLAUDE_MODEL, ClaudeAnswerWarning, ClaudeScorer
+from rerank_kit.scorers.llm.claude import DEFAULT_CLAUDE_MODEL, ClaudeAnswerWarning, ClaudeScorer
 from tests import messages_server as api
 from tests.loopback import LoopbackServer, sequence
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rerank_kit.scorers import claude_prompts as prompts
-from rerank_kit.scorers.claude_parsing import (
+from rerank_kit.scorers.llm import prompts
+from rerank_kit.scorers.llm.parsing import (
     checked_id,
     complete_ranking,
     ids_in_text,

@@ -13,7 +13,7 @@ from rerank_kit import (
     ProviderUnavailableError,
     Reranker,
 )
-from rerank_kit.scorers.cohere import CohereScorer
+from rerank_kit.scorers.remote.cohere import CohereScorer
 from tests.api_servers import SECRET_KEY, cohere_handler, overlap_score, rewrite, scripted
 from tests.loopback import LoopbackServer, Reply
 

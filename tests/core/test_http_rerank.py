@@ -13,7 +13,7 @@ from rerank_kit import (
     ProviderUnavailableError,
     Reranker,
 )
-from rerank_kit.scorers.http_rerank import HTTPRerankScorer
+from rerank_kit.scorers.remote.http import HTTPRerankScorer
 from tests.api_servers import SECRET_KEY, InFlight, infinity_handler, overlap_score, rewrite, scripted, tei_handler
 from tests.loopback import LoopbackServer, Reply
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from rerank_kit import Reranker, ScorerError
-from rerank_kit.pipeline.passages import MaxPassageScorer, split_passages
+from rerank_kit.scorers.wrappers.max_passage import MaxPassageScorer, split_passages
 from rerank_kit.scorer import Scorer
-from rerank_kit.scorers.cross_encoder import CrossEncoderScorer
+from rerank_kit.scorers.local.cross_encoder import CrossEncoderScorer
 from tests.conftest import KeywordScorer
 
 WORDS = "a b c d e f g h i j".split()

@@ -13,7 +13,7 @@ from rerank_kit import (
     ProviderUnavailableError,
     Reranker,
 )
-from rerank_kit.scorers.voyage import VoyageScorer
+from rerank_kit.scorers.remote.voyage import VoyageScorer
 from tests.api_servers import SECRET_KEY, overlap_score, rewrite, scripted, voyage_handler
 from tests.loopback import LoopbackServer, Reply
 

@@ -8,7 +8,7 @@ from pydantic import SecretStr
 
 from llamaindex_rerankers.claude import ClaudeRerank
 from rerank_kit import ProviderAuthError, ProviderResponseError
-from rerank_kit.scorers.claude import ClaudeAnswerWarning
+from rerank_kit.scorers.llm.claude import ClaudeAnswerWarning
 from tests import messages_server as api
 from tests.loopback import LoopbackServer, sequence
 

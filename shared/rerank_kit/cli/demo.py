@@ -79,7 +79,7 @@ class _Unavailable(Exception):
 
 def _offline_embedding() -> Scorer:
     try:
-        from rerank_kit.scorers.embedding import EmbeddingScorer, offline_model_path
+        from rerank_kit.scorers.local.embedding import EmbeddingScorer, offline_model_path
 
         scorer = EmbeddingScorer(offline_model_path(), local_files_only=True)
         scorer.embed_texts(["warm-up"])
@@ -89,7 +89,7 @@ def _offline_embedding() -> Scorer:
 
 
 def _hub_cross_encoder() -> Scorer:
-    from rerank_kit.scorers.cross_encoder import DEFAULT_CROSS_ENCODER, CrossEncoderScorer
+    from rerank_kit.scorers.local.cross_encoder import DEFAULT_CROSS_ENCODER, CrossEncoderScorer
 
     try:
         cached = CrossEncoderScorer(DEFAULT_CROSS_ENCODER, local_files_only=True)

@@ -121,7 +121,7 @@ def _run_rerank(args: argparse.Namespace) -> None:
 def _max_p(scorer: Scorer | None, passage_words: int | None) -> Scorer | None:
     if scorer is None or passage_words is None:
         return scorer
-    from rerank_kit.pipeline.passages import MaxPassageScorer
+    from rerank_kit.scorers.wrappers.max_passage import MaxPassageScorer
 
     return MaxPassageScorer(scorer, passage_size=passage_words)
 

@@ -55,7 +55,7 @@ def build_scorer(spec: RerankerSpec) -> Scorer | None:
     if spec.value is None:
         return scorer_class()
     if spec.kind == "embedding" and spec.value == OFFLINE_EMBEDDING:
-        from rerank_kit.scorers.embedding import offline_model_path
+        from rerank_kit.scorers.local.embedding import offline_model_path
 
         return scorer_class(offline_model_path())
     return scorer_class(spec.value)

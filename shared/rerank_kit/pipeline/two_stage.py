@@ -13,11 +13,11 @@ from typing import Any, Generic, TypeVar
 
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
 from rerank_kit.pipeline.mmr import check_mmr_lambda, mmr_rerank
-from rerank_kit.pipeline.passages import MaxPassageScorer
+from rerank_kit.scorers.wrappers.max_passage import MaxPassageScorer
 from rerank_kit.reranker import DEFAULT_TOP_N, Reranker
 from rerank_kit.results import RerankResult
 from rerank_kit.scorer import Scorer
-from rerank_kit.scorers.embedding import EmbeddingScorer
+from rerank_kit.scorers.local.embedding import EmbeddingScorer
 from rerank_kit.validation import check_positive_int
 
 #: Without an explicit ``candidates``, the first stage fetches this many candidates per returned result ...
@@ -116,7 +116,7 @@ class TwoStage:
     relevance only, 0 = diversity only) the reranked pool is reordered by MMR, using the candidates'
     embeddings, else ``embed``, else the scorer's own embeddings when it is an
     :class:`~rerank_kit.EmbeddingScorer`, else word overlap. With ``passage_size`` (words) long candidates are
-    scored by their best overlapping passage (:class:`~rerank_kit.pipeline.passages.MaxPassageScorer`).
+    scored by their best overlapping passage (:class:`~rerank_kit.scorers.wrappers.max_passage.MaxPassageScorer`).
     """
 
     def __init__(

@@ -1,1 +1,1 @@
-"""One module per scoring backend; each imports its optional dependency lazily."""
+"""Scoring backends grouped by family: remote/ (rerank APIs), llm/ (LLM reranking), local/ (models on this machine), wrappers/ (scorers over scorers)."""

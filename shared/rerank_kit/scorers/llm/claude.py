@@ -22,8 +22,8 @@ from rerank_kit.errors import (
     ProviderUnavailableError,
 )
 from rerank_kit.scorer import Scorer
-from rerank_kit.scorers import claude_parsing as parsing
-from rerank_kit.scorers import claude_prompts as prompts
+from rerank_kit.scorers.llm import parsing
+from rerank_kit.scorers.llm import prompts
 from rerank_kit.validation import check_positive_int
 
 if TYPE_CHECKING:

@@ -9,8 +9,8 @@ from typing import Any
 
 from rerank_kit.errors import ProviderResponseError
 from rerank_kit.scorer import Scorer
-from rerank_kit.scorers.api_batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
-from rerank_kit.scorers.api_support import ConcurrencyLimit, PerLoop, RetryPolicy, Secret, resolve_key
+from rerank_kit.scorers.remote.batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
+from rerank_kit.scorers.remote.support import ConcurrencyLimit, PerLoop, RetryPolicy, Secret, resolve_key
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 3

@@ -11,7 +11,7 @@ from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
 from rerank_kit.device import resolve_device
 from rerank_kit.scorer import ScoreRequest, Scorer
-from rerank_kit.scorers.cross_encoder_engine import (
+from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS_PER_BATCH,
     CrossEncoderEngine,

@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderResponseError
-from rerank_kit.scorers.api_batching import ChunkAnswer
-from rerank_kit.scorers.api_support import (
+from rerank_kit.scorers.remote.batching import ChunkAnswer
+from rerank_kit.scorers.remote.support import (
     PerLoop,
     TransientProviderError,
     error_for_status,
@@ -16,7 +16,7 @@ from rerank_kit.scorers.api_support import (
     redact,
     resolve_key,
 )
-from rerank_kit.scorers.remote import (
+from rerank_kit.scorers.remote.base import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from rerank_kit.scorers.encoder_forward import CLSForward
+from rerank_kit.scorers.local.forward import CLSForward
 
 logger = logging.getLogger("rerank_kit.cross_encoder")
 
@@ -24,7 +24,7 @@ class CrossEncoderEngine:
     Pairs are tokenized once with truncation to the model's max length, sorted by token length and
     cut into batches bounded by a pair count and a padded-token budget, so padding is near zero and
     memory does not grow with the number of candidates. BERT-family models run the last layer for
-    [CLS] only (see :mod:`~rerank_kit.scorers.encoder_forward`). A lock serializes callers: the fast tokenizer
+    [CLS] only (see :mod:`~rerank_kit.scorers.local.forward`). A lock serializes callers: the fast tokenizer
     is not thread-safe and concurrent forward passes would only fight over the same cores.
     Models that are not a plain sequence-classification transformer go through ``CrossEncoder.predict``.
     """

@@ -6,13 +6,13 @@ from typing import Any
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
-from rerank_kit.scorers.api_support import (
+from rerank_kit.scorers.remote.support import (
     TransientProviderError,
     error_for_status,
     parse_retry_after,
     redact,
 )
-from rerank_kit.scorers.remote import (
+from rerank_kit.scorers.remote.base import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,
@@ -25,7 +25,7 @@ DEFAULT_COHERE_MODEL = "rerank-v3.5"
 COHERE_KEY_ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY")
 #: Cohere asks for at most 1,000 documents per request.
 COHERE_MAX_DOCUMENTS = 1000
-#: Every request disables the SDK's own retries; :class:`~rerank_kit.scorers.api_support.RetryPolicy` retries.
+#: Every request disables the SDK's own retries; :class:`~rerank_kit.scorers.remote.support.RetryPolicy` retries.
 _NO_SDK_RETRIES = {"max_retries": 0}
 
 

@@ -7,14 +7,14 @@ from typing import Any
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
-from rerank_kit.scorers.api_batching import Chunk, plan_chunks
-from rerank_kit.scorers.api_support import (
+from rerank_kit.scorers.remote.batching import Chunk, plan_chunks
+from rerank_kit.scorers.remote.support import (
     TransientProviderError,
     error_for_status,
     parse_retry_after,
     redact,
 )
-from rerank_kit.scorers.remote import (
+from rerank_kit.scorers.remote.base import (
     DEFAULT_BACKOFF,
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_MAX_RETRIES,

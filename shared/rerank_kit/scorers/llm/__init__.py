@@ -1,0 +1,1 @@
+"""LLM reranking: the Claude scorer, its prompts, answer parsing and sliding windows."""

@@ -1,0 +1,1 @@
+"""Local models: the cross-encoder scorer and its engine, and the embedding (bi-encoder) scorer."""
