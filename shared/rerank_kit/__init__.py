@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rerank_kit._lazy import lazy_exports
+from rerank_kit.backends import BACKENDS, CORE_EXPORTS, available_backends
 from rerank_kit.cache import LRUScoreCache, SQLiteScoreCache
 from rerank_kit.errors import (
     ProviderAuthError,
@@ -18,20 +19,15 @@ from rerank_kit.results import RerankResult
 from rerank_kit.scorer import Scorer
 from rerank_kit.usage import UsageMeter
 
-_BACKENDS = {
-    "CrossEncoderScorer": ".scorers.local.cross_encoder",
-    "CohereScorer": ".scorers.remote.cohere",
-    "VoyageScorer": ".scorers.remote.voyage",
-    "HTTPRerankScorer": ".scorers.remote.http",
-    "FallbackScorer": ".scorers.wrappers.fallback",
-    "ClaudeScorer": ".scorers.llm.claude",
-    "ClaudeAnswerWarning": ".scorers.llm.claude",
-    "EmbeddingScorer": ".scorers.local.embedding",
+_LAZY = {
+    **{backend.scorer_name: backend.scorer_path.partition(":")[0] for backend in BACKENDS},
+    **CORE_EXPORTS,
 }
-__getattr__ = lazy_exports(__name__, _BACKENDS)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "DEFAULT_TOP_N",
+    "available_backends",
     "LRUScoreCache",
     "ProviderAuthError",
     "ProviderError",
@@ -45,5 +41,5 @@ __all__ = [
     "Scorer",
     "ScorerError",
     "UsageMeter",
-    *_BACKENDS,
+    *_LAZY,
 ]

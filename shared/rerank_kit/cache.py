@@ -14,8 +14,13 @@ CacheKey = tuple[str, str, str]
 
 
 def cache_keys(scorer_key: str, query: str, texts: Sequence[str]) -> list[CacheKey]:
-    """Keys for (scorer settings, query, text); texts are hashed so keys stay small."""
-    return [(scorer_key, query, hashlib.blake2b(text.encode(), digest_size=16).hexdigest()) for text in texts]
+    """Keys for (scorer settings, query, text); texts are hashed so keys stay small (lone surrogates allowed)."""
+    return [(scorer_key, query, hashlib.blake2b(_utf8(text), digest_size=16).hexdigest()) for text in texts]
+
+
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of ``text``, keeping lone surrogates (which plain ``encode()`` rejects)."""
+    return text.encode("utf-8", "surrogatepass")
 
 
 class ScoreCache(Protocol):
@@ -74,6 +79,15 @@ class LRUScoreCache:
             self.hits = self.misses = 0
 
 
+_TABLE = "scores_v2"
+
+
+def _row_key(key: CacheKey) -> tuple[bytes, bytes, str]:
+    """A cache key as SQLite parameters: scorer and query as surrogate-safe UTF-8 bytes."""
+    scorer_key, query, text_hash = key
+    return _utf8(scorer_key), _utf8(query), text_hash
+
+
 class SQLiteScoreCache:
     """Persistent cache in one SQLite file, for offline batch jobs that are re-run."""
 
@@ -83,8 +97,10 @@ class SQLiteScoreCache:
         self.misses = 0
         self._lock = threading.Lock()
         self._db = sqlite3.connect(str(self.path), check_same_thread=False)
+        # scorer and query are stored as UTF-8 BLOBs: sqlite3 rejects str with lone surrogates. The table
+        # name changed with that layout; an old file's "scores" table is left alone and unused.
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS scores (scorer TEXT, query TEXT, text_hash TEXT, score REAL,"
+            f"CREATE TABLE IF NOT EXISTS {_TABLE} (scorer BLOB, query BLOB, text_hash TEXT, score REAL,"
             " PRIMARY KEY (scorer, query, text_hash))"
         )
         self._db.commit()
@@ -95,7 +111,7 @@ class SQLiteScoreCache:
         with self._lock:
             for key in keys:
                 row = self._db.execute(
-                    "SELECT score FROM scores WHERE scorer=? AND query=? AND text_hash=?", key
+                    f"SELECT score FROM {_TABLE} WHERE scorer=? AND query=? AND text_hash=?", _row_key(key)
                 ).fetchone()
                 if row is None:
                     self.misses += 1
@@ -109,7 +125,8 @@ class SQLiteScoreCache:
         """Store scores durably."""
         with self._lock:
             self._db.executemany(
-                "INSERT OR REPLACE INTO scores VALUES (?, ?, ?, ?)", [(*key, value) for key, value in items]
+                f"INSERT OR REPLACE INTO {_TABLE} VALUES (?, ?, ?, ?)",
+                [(*_row_key(key), value) for key, value in items],
             )
             self._db.commit()
 

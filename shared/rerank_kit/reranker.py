@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, get_args
 
 from rerank_kit._math import sigmoid
 from rerank_kit.cache import ScoreCache, cache_keys
-from rerank_kit.errors import ScorerError
+from rerank_kit.errors import ProviderError, ScorerError
+from rerank_kit.options import DEFAULT_TOP_N, Normalize, OnError
 from rerank_kit.results import RerankResult
 from rerank_kit.scorer import Scorer
 from rerank_kit.validation import check_query, check_texts, check_threshold, check_top_n
 
-#: Default number of results: enough context for an LLM answer, few enough to keep prompts small.
-DEFAULT_TOP_N = 5
+__all__ = ["DEFAULT_TOP_N", "Normalize", "OnError", "Reranker"]
 
-Normalize = Literal["none", "sigmoid", "minmax"]
-_NORMALIZE_MODES = ("none", "sigmoid", "minmax")
+logger = logging.getLogger("rerank_kit")
+_NORMALIZE_MODES = get_args(Normalize)
+_ON_ERROR_MODES = get_args(OnError)
 
 
 class Reranker:
@@ -33,6 +35,11 @@ class Reranker:
     ``cache``: ``None`` uses the scorer's shared in-memory LRU when the scorer is local
     (``scorer.cache_by_default``), ``True``/``False`` force it on/off, or pass any
     :class:`~rerank_kit.cache.ScoreCache` (for example a persistent :class:`~rerank_kit.SQLiteScoreCache`).
+
+    ``on_error``: ``"raise"`` (default) lets a :class:`~rerank_kit.ProviderError` (after every retry and
+    fallback) propagate; ``"keep_order"`` logs a warning and returns the input order instead (``top_n``
+    applied, no threshold), each result carrying the reason in ``error`` and a rank score ``(n - r) / n``.
+    A reranker is immutable: :meth:`replace` returns a changed copy.
     """
 
     def __init__(
@@ -43,16 +50,37 @@ class Reranker:
         score_threshold: float | None = None,
         normalize: Normalize = "none",
         cache: ScoreCache | bool | None = None,
+        on_error: OnError = "raise",
     ) -> None:
         if not isinstance(scorer, Scorer):
             raise TypeError(f"scorer must be a rerank_kit.Scorer, got {type(scorer).__name__}")
         if normalize not in _NORMALIZE_MODES:
             raise ValueError(f"normalize must be one of {_NORMALIZE_MODES}, got {normalize!r}")
-        self.scorer = scorer
-        self.top_n = check_top_n(top_n)
-        self.score_threshold = check_threshold(score_threshold)
-        self.normalize = normalize
-        self.cache = _resolve_cache(scorer, cache)
+        if on_error not in _ON_ERROR_MODES:
+            raise ValueError(f"on_error must be one of {_ON_ERROR_MODES}, got {on_error!r}")
+        setattr_ = object.__setattr__
+        setattr_(self, "scorer", scorer)
+        setattr_(self, "top_n", check_top_n(top_n))
+        setattr_(self, "score_threshold", check_threshold(score_threshold))
+        setattr_(self, "normalize", normalize)
+        setattr_(self, "cache", _resolve_cache(scorer, cache))
+        setattr_(self, "on_error", on_error)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Reranker is immutable; use reranker.replace({name}=...) for a changed copy")
+
+    def replace(self, **changes: Any) -> Reranker:
+        """A copy with ``changes`` applied (same keyword arguments as the constructor)."""
+        settings = {"scorer": self.scorer, "top_n": self.top_n, "score_threshold": self.score_threshold,
+                    "normalize": self.normalize, "cache": self.cache, "on_error": self.on_error}
+        unknown = set(changes) - set(settings)
+        if unknown:
+            raise TypeError(f"Reranker has no setting(s) {sorted(unknown)}")
+        settings.update(changes)
+        scorer = settings.pop("scorer")
+        if settings["cache"] is None and "cache" not in changes:
+            settings["cache"] = False
+        return Reranker(scorer, **settings)
 
     def rerank(self, query: str, texts: Sequence[str]) -> list[RerankResult]:
         """Rank ``texts`` against ``query``; results point into ``texts`` by index."""
@@ -66,35 +94,58 @@ class Reranker:
         """Rank several (query, texts) requests at once; local scorers pack them into shared batches."""
         plans = [_Plan(query, texts, self) for query, texts in requests]
         pending = [plan for plan in plans if plan.missing]
+        backend = self.scorer.name
         if pending:
-            scored = self.scorer.score_many([(plan.query, plan.missing) for plan in pending])
+            try:
+                scored, backend = self.scorer.score_many_traced([(plan.query, plan.missing) for plan in pending])
+            except ProviderError as error:
+                return self._kept_order(plans, error)
             for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
                 plan.fill(scores, self)
-        return [plan.results(self) for plan in plans]
+        return [plan.results(self, backend) for plan in plans]
 
     async def arerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
         plans = [_Plan(query, texts, self) for query, texts in requests]
         pending = [plan for plan in plans if plan.missing]
+        backend = self.scorer.name
         if pending:
-            scored = await self.scorer.ascore_many([(plan.query, plan.missing) for plan in pending])
+            try:
+                scored, backend = await self.scorer.ascore_many_traced(
+                    [(plan.query, plan.missing) for plan in pending]
+                )
+            except ProviderError as error:
+                return self._kept_order(plans, error)
             for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
                 plan.fill(scores, self)
-        return [plan.results(self) for plan in plans]
+        return [plan.results(self, backend) for plan in plans]
 
-    def order(self, scores: Sequence[float]) -> list[RerankResult]:
+    def order(self, scores: Sequence[float], backend: str | None = None) -> list[RerankResult]:
         """Apply normalization, stable descending sort, threshold and top_n to ready scores."""
         values = _normalized(scores, self.normalize)
         ranked = sorted(range(len(values)), key=lambda i: -values[i])
-        results = [RerankResult(index=i, score=values[i]) for i in ranked]
+        results = [RerankResult(index=i, score=values[i], backend=backend) for i in ranked]
         if self.score_threshold is not None:
             results = [r for r in results if r.score >= self.score_threshold]
         return results if self.top_n is None else results[: self.top_n]
 
+    def _kept_order(self, plans: Sequence[_Plan], error: ProviderError) -> list[list[RerankResult]]:
+        """The input order for every request (``on_error="keep_order"``), or ``error`` raised again."""
+        if self.on_error == "raise":
+            raise error
+        logger.warning("rerank failed, keeping the first-stage order: %s", error)
+        reason = f"{type(error).__name__}: {error}"
+        kept = []
+        for plan in plans:
+            n = len(plan.slot_of)
+            results = [RerankResult(index=i, score=(n - i) / n, error=reason) for i in range(n)]
+            kept.append(results if self.top_n is None else results[: self.top_n])
+        return kept
+
     def __repr__(self) -> str:
         return (
             f"Reranker(scorer={self.scorer!r}, top_n={self.top_n}, "
-            f"score_threshold={self.score_threshold}, normalize={self.normalize!r})"
+            f"score_threshold={self.score_threshold}, normalize={self.normalize!r}, on_error={self.on_error!r})"
         )
 
 
@@ -121,8 +172,8 @@ class _Plan:
         if self.keys is not None and reranker.cache is not None:
             reranker.cache.put_many([(self.keys[slot], self.scores[slot]) for slot in missing_slots])
 
-    def results(self, reranker: Reranker) -> list[RerankResult]:
-        return reranker.order([self.scores[slot] for slot in self.slot_of])
+    def results(self, reranker: Reranker, backend: str | None) -> list[RerankResult]:
+        return reranker.order([self.scores[slot] for slot in self.slot_of], backend)
 
 
 def _resolve_cache(scorer: Scorer, cache: ScoreCache | bool | None) -> ScoreCache | None:

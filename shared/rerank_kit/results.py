@@ -1,13 +1,20 @@
-"""The value every reranker returns: a position in the caller's list and its score."""
+"""The value every reranker returns: a position in the caller's list, its score and who produced it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Optional
 
 
 @dataclass(frozen=True, slots=True)
 class RerankResult:
-    """One ranked candidate: ``index`` points into the caller's input list."""
+    """One ranked candidate: ``index`` points into the caller's input list.
+
+    ``backend`` names the scorer that produced the score; ``error`` is set (and the order is the input
+    order) when scoring failed and the reranker was asked to keep the first-stage order.
+    """
 
     index: int
     score: float
+    backend: Optional[str] = field(default=None, compare=False)
+    error: Optional[str] = None

@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from typing import Any, ClassVar, Protocol, TypeVar, runtime_checkable
 
 from rerank_kit.cache import LRUScoreCache
+from rerank_kit.options import BackendOptions
 from rerank_kit.usage import UsageMeter
 
 ScoreRequest = tuple[str, Sequence[str]]
+S = TypeVar("S", bound="ConfiguredScorer")
 
 
 class Scorer(ABC):
@@ -40,6 +43,11 @@ class Scorer(ABC):
         """A short model or service name for events, logs and metadata."""
         return type(self).__name__
 
+    @classmethod
+    def default_model_name(cls) -> str | None:
+        """The model used when none is given, if the backend has one."""
+        return None
+
     @property
     def cache_key(self) -> str | None:
         """Identity of this scorer and every setting that changes its scores, or ``None`` if not cacheable."""
@@ -61,5 +69,88 @@ class Scorer(ABC):
         """Async :meth:`score_many`; by default the requests run concurrently."""
         return list(await asyncio.gather(*(self.ascore(query, texts) for query, texts in requests)))
 
+    def score_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
+        """:meth:`score_many` and the name of the scorer that answered (wrappers such as fallbacks differ)."""
+        return self.score_many(requests), self.name
+
+    async def ascore_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
+        """Async :meth:`score_many_traced`."""
+        return await self.ascore_many(requests), self.name
+
+    def close(self) -> None:
+        """Release connections and other resources; the scorer can still be used afterwards (it reopens)."""
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        self.close()
+
+    def __enter__(self: Any) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self: Any) -> Any:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+@runtime_checkable
+class CanEmbed(Protocol):
+    """A scorer that can also embed texts (used for MMR diversity without a separate embedding model)."""
+
+    def embed_texts(self, texts: list[str]) -> list[list[float]]: ...
+
+
+class ConfiguredScorer(Scorer):
+    """A scorer whose options are its ``Options`` model: validated once, shared with both adapters.
+
+    ``Scorer(*args, **options)`` validates the options (positionally: ``Options.positional``) and calls
+    :meth:`_configure`; :meth:`from_options` builds one from a ready model. Options read as attributes
+    (``scorer.model``), and a scorer pickles as its options (clients and loaded models are rebuilt).
+    """
+
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.options = self.Options.from_call(args, kwargs)
+        self._configure(self.options)
+
+    @classmethod
+    def from_options(cls: type[S], options: BackendOptions) -> S:
+        """The scorer for validated ``options`` (what the adapters call)."""
+        scorer = cls.__new__(cls)
+        Scorer.__init__(scorer)
+        scorer.options = options
+        scorer._configure(options)
+        return scorer
+
+    @classmethod
+    def default_model_name(cls) -> str | None:
+        return cls.Options.default("model") if "model" in cls.Options.model_fields else None
+
+    def _configure(self, options: Any) -> None:
+        """Check option combinations and set up what the options imply (clients, limits)."""
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("options")
+        if options is not None and name in type(options).model_fields:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self).from_options, (self.options,))
+
+    def __repr__(self) -> str:
+        fields = type(self.options).model_fields
+        shown = ", ".join(
+            f"{name}={value!r}" for name, value in self.options.values().items()
+            if fields[name].repr and (name in ("model", "base_url") or value != self.Options.default(name))
+        )
+        return f"{type(self).__name__}({shown})"

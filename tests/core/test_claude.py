@@ -13,7 +13,7 @@ from rerank_kit import (
     ProviderUnavailableError,
     Reranker,
 )
-from rerank_kit.scorers.llm.claude import DEFAULT_CLAUDE_MODEL, ClaudeAnswerWarning, ClaudeScorer
+from rerank_kit.scorers.llm.claude import ClaudeAnswerWarning, ClaudeScorer
 from tests import messages_server as api
 from tests.loopback import LoopbackServer, sequence
 
@@ -42,7 +42,7 @@ def test_the_request_forces_the_ranking_tool_and_numbers_every_passage(serve) ->
     (request,) = server.requests
     body = request.json
     assert request.path == "/v1/messages"
-    assert body["model"] == DEFAULT_CLAUDE_MODEL
+    assert body["model"] == ClaudeScorer.default_model_name()
     assert body["tool_choice"] == {"type": "tool", "name": "submit_ranking"}
     assert [tool["name"] for tool in body["tools"]] == ["submit_ranking"]
     assert body["tools"][0]["input_schema"]["properties"]["ranking"]["items"]["type"] == "integer"

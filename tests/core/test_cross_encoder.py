@@ -133,7 +133,7 @@ def test_missing_extra_names_the_install_command(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"model": ""}, "model must be"),
+        ({"model": ""}, "model"),
         ({"activation": "softmax"}, "activation"),
         ({"mode": "turbo"}, "mode"),
         ({"batch_size": 0}, "batch_size"),

@@ -89,10 +89,11 @@ def _offline_embedding() -> Scorer:
 
 
 def _hub_cross_encoder() -> Scorer:
-    from rerank_kit.scorers.local.cross_encoder import DEFAULT_CROSS_ENCODER, CrossEncoderScorer
+    from rerank_kit.scorers.local.cross_encoder import CrossEncoderScorer
 
+    model = CrossEncoderScorer.default_model_name()
     try:
-        cached = CrossEncoderScorer(DEFAULT_CROSS_ENCODER, local_files_only=True)
+        cached = CrossEncoderScorer(model, local_files_only=True)
         cached.engine
         return cached
     except ImportError as exc:
@@ -100,15 +101,15 @@ def _hub_cross_encoder() -> Scorer:
     except (OSError, ValueError):
         pass
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
-        raise _Unavailable(f"{DEFAULT_CROSS_ENCODER} is not in the local model cache and HF_HUB_OFFLINE is set")
+        raise _Unavailable(f"{model} is not in the local model cache and HF_HUB_OFFLINE is set")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
     if not _reachable(endpoint):
-        raise _Unavailable(f"{DEFAULT_CROSS_ENCODER} is not cached and the model hub ({endpoint}) is unreachable")
-    scorer = CrossEncoderScorer(DEFAULT_CROSS_ENCODER)
+        raise _Unavailable(f"{model} is not cached and the model hub ({endpoint}) is unreachable")
+    scorer = CrossEncoderScorer(model)
     try:
         scorer.engine
     except (OSError, ValueError) as exc:
-        raise _Unavailable(f"could not download {DEFAULT_CROSS_ENCODER}: {str(exc).splitlines()[0]}") from None
+        raise _Unavailable(f"could not download {model}: {str(exc).splitlines()[0]}") from None
     return scorer
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import statistics
 import sys
 import time
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rerank_kit._optional import require
-from rerank_kit.cli.beir import BeirDataset
+from rerank_kit.cli.beir import BeirDataset, DataError, read_lines
 from rerank_kit.errors import RerankError
 from rerank_kit.reranker import Reranker
 from rerank_kit.scorer import Scorer
@@ -61,20 +62,39 @@ def bm25_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int)
     }
 
 
-def load_trec_run(path: str | Path, query_ids: Sequence[str], depth: int) -> FirstStage:
-    """Top ``depth`` documents per query from a TREC run file (``qid Q0 docid rank score tag``), by score."""
+def load_trec_run(
+    path: str | Path, query_ids: Sequence[str], depth: int, *, dataset: BeirDataset | None = None
+) -> FirstStage:
+    """Top ``depth`` documents per query from a TREC run file (``qid Q0 docid rank score tag``), by score.
+
+    With ``dataset``, every qid and docid of the file must be in its queries and corpus (else a DataError).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: a run file has lines 'qid Q0 docid rank score tag'")
     wanted = set(query_ids)
     run: dict[str, list[tuple[str, float]]] = {}
-    with Path(path).open(encoding="utf-8") as lines:
-        for number, line in enumerate(lines, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 6:
-                raise ValueError(f"{path}:{number}: a TREC run line has 6 columns (qid Q0 docid rank score tag)")
-            query_id, _, doc_id, _, score, _ = parts
-            if query_id in wanted:
-                run.setdefault(query_id, []).append((doc_id, float(score)))
+    for number, line in read_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise DataError(
+                path, number, f"expected 6 whitespace-separated columns (qid Q0 docid rank score tag), got {len(parts)}"
+            )
+        query_id, _, doc_id, _, score, _ = parts
+        try:
+            value = float(score)
+            if math.isnan(value):
+                raise ValueError("NaN would make the order undefined")
+        except ValueError:
+            raise DataError(path, number, f"column 'score' must be a number, got {score!r}") from None
+        if dataset is not None and query_id not in dataset.queries:
+            raise DataError(path, number, f"column 'qid' names {query_id!r}, which is not in queries.jsonl")
+        if dataset is not None and doc_id not in dataset.corpus:
+            raise DataError(path, number, f"column 'docid' names {doc_id!r}, which is not in corpus.jsonl")
+        if query_id in wanted:
+            run.setdefault(query_id, []).append((doc_id, value))
     ranked = {q: sorted(docs, key=lambda d: -d[1])[:depth] for q, docs in run.items()}
     return {q: ranked.get(q, []) for q in query_ids}
 

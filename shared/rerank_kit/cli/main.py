@@ -89,7 +89,7 @@ def _run_eval(args: argparse.Namespace) -> None:
     dataset = load_beir(args.dataset, args.split)
     query_ids = dataset.judged_query_ids[: args.max_queries] if args.max_queries else dataset.judged_query_ids
     if args.run is not None:
-        first_stage = load_trec_run(args.run, query_ids, args.depth)
+        first_stage = load_trec_run(args.run, query_ids, args.depth, dataset=dataset)
     else:
         first_stage = bm25_first_stage(dataset, query_ids, args.depth)
     rows = evaluate(dataset, first_stage, contenders, recall_k=args.recall_k, progress=not args.no_progress)

@@ -11,13 +11,20 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from rerank_kit.metadata import (
+    ADDED_KEYS,
+    FUSION_SCORE_KEY,
+    ORIGINAL_INDEX_KEY,
+    RELEVANCE_SCORE_KEY,
+    RERANK_MODEL_KEY,
+    RETRIEVAL_SCORE_KEY,
+)
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, reciprocal_rank_fusion
 from rerank_kit.pipeline.mmr import check_mmr_lambda, mmr_rerank
 from rerank_kit.scorers.wrappers.max_passage import MaxPassageScorer
 from rerank_kit.reranker import DEFAULT_TOP_N, Reranker
 from rerank_kit.results import RerankResult
-from rerank_kit.scorer import Scorer
-from rerank_kit.scorers.local.embedding import EmbeddingScorer
+from rerank_kit.scorer import CanEmbed, Scorer
 from rerank_kit.validation import check_positive_int
 
 #: Without an explicit ``candidates``, the first stage fetches this many candidates per returned result ...
@@ -26,18 +33,7 @@ CANDIDATES_PER_RESULT = 4
 MIN_CANDIDATES = 20
 
 #: Metadata keys the pipeline adds to a result (on top of the candidate's own metadata).
-RELEVANCE_SCORE_KEY = "relevance_score"
-ORIGINAL_INDEX_KEY = "original_index"
-RERANK_MODEL_KEY = "rerank_model"
-RETRIEVAL_SCORE_KEY = "retrieval_score"
-FUSION_SCORE_KEY = "fusion_score"
-PIPELINE_METADATA_KEYS = (
-    RELEVANCE_SCORE_KEY,
-    ORIGINAL_INDEX_KEY,
-    RERANK_MODEL_KEY,
-    RETRIEVAL_SCORE_KEY,
-    FUSION_SCORE_KEY,
-)
+PIPELINE_METADATA_KEYS = ADDED_KEYS
 
 Item = TypeVar("Item")
 Embed = Callable[[list[str]], Sequence[Sequence[float]]]
@@ -141,13 +137,7 @@ class TwoStage:
         scorer = reranker.scorer
         if passage_size is not None:
             scorer = MaxPassageScorer(scorer, passage_size=passage_size, overlap=passage_overlap)
-        self.reranker = Reranker(
-            scorer,
-            top_n=k if self.mmr_lambda is None else None,
-            score_threshold=reranker.score_threshold,
-            normalize=reranker.normalize,
-            cache=reranker.cache if reranker.cache is not None else False,
-        )
+        self.reranker = reranker.replace(scorer=scorer, top_n=k if self.mmr_lambda is None else None)
 
     @property
     def scorer(self) -> Scorer:
@@ -184,9 +174,8 @@ class TwoStage:
         if all(c.embedding is not None for c in candidates):
             return [c.embedding for c in candidates]  # type: ignore[misc]
         embed = self.embed
-        inner = self.scorer.scorer if isinstance(self.scorer, MaxPassageScorer) else self.scorer
-        if embed is None and isinstance(inner, EmbeddingScorer):
-            embed = inner.embed_texts
+        if embed is None and isinstance(self.scorer, CanEmbed):
+            embed = self.scorer.embed_texts
         if embed is None:
             return None
         pool = [r.index for r in results]

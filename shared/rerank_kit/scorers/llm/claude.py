@@ -11,7 +11,9 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal, Optional, Union
+
+from pydantic import Field
 
 from rerank_kit._optional import require
 from rerank_kit.errors import (
@@ -21,18 +23,19 @@ from rerank_kit.errors import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from rerank_kit.scorer import Scorer
+from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
+from rerank_kit.scorer import ConfiguredScorer
+from rerank_kit.scorers.remote.support import resolve_key
 from rerank_kit.scorers.llm import parsing
 from rerank_kit.scorers.llm import prompts
-from rerank_kit.validation import check_positive_int
 
 if TYPE_CHECKING:
     from anthropic import Anthropic, AsyncAnthropic
 
 #: Claude Haiku 5.5: the current fastest, cheapest Claude model. It rejects sampling parameters, so
 #: ``temperature`` defaults to ``None`` (not sent); set it only for models that accept it.
-DEFAULT_CLAUDE_MODEL = "claude-haiku-5-5"
 PROVIDER = "Anthropic"
+CLAUDE_KEY_ENV_VARS = ("ANTHROPIC_API_KEY",)
 _KEY_HINT = "pass api_key or set ANTHROPIC_API_KEY"
 USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
 
@@ -74,7 +77,33 @@ class _Tally:
                 self.counts[name] += getattr(usage, name, None) or 0
 
 
-class ClaudeScorer(Scorer):
+class ClaudeOptions(RequestOptions):
+    """Options of the Claude reranking backend."""
+
+    positional = ("model",)
+
+    model: str = Field(default="claude-haiku-5-5", min_length=1, description="Claude model name.")
+    mode: Mode = Field(default="listwise", description="'listwise' (ordering) or 'pointwise' (0-10 grades).")
+    api_key: ApiKey = api_key_field(CLAUDE_KEY_ENV_VARS)
+    base_url: Optional[str] = Field(default=None, description="API base URL; None uses the SDK default.")
+    max_tokens: int = Field(default=1024, ge=1, description="Most tokens per answer.")
+    temperature: Optional[float] = Field(
+        default=None, ge=0, le=1, description="Sampling temperature; None sends none (current models reject it)."
+    )
+    instruction: Optional[str] = Field(default=None, description="What counts as relevant in your domain.")
+    listwise_template: Optional[str] = Field(default=None, description="User prompt: {query}, {passages}, {count}.")
+    pointwise_template: Optional[str] = Field(default=None, description="User prompt: {query}, {passages}, {count}.")
+    window_size: int = Field(default=20, ge=2, description="Passages per listwise request.")
+    step: int = Field(default=10, ge=1, description="How far each listwise window slides up.")
+    batch_size: int = Field(default=5, ge=1, description="Passages per pointwise request.")
+    max_passage_chars: Optional[int] = Field(default=2000, ge=1, description="Characters kept per passage; None: all.")
+    prompt_caching: bool = Field(default=True, description="Mark the fixed system prompt for prompt caching.")
+    answer_retries: int = Field(default=1, ge=0, le=5, description="Re-asks when an answer names no valid passage.")
+    client: Any = client_field("anthropic.Anthropic")
+    async_client: Any = client_field("anthropic.AsyncAnthropic")
+
+
+class ClaudeScorer(ConfiguredScorer):
     """Reranks with a Claude model, answering through a forced tool call (never parsed from prose first).
 
     ``mode="listwise"`` (default): the model orders numbered passages; lists longer than ``window_size``
@@ -93,69 +122,18 @@ class ClaudeScorer(Scorer):
 
     cache_by_default = False
 
-    def __init__(
-        self,
-        model: str = DEFAULT_CLAUDE_MODEL,
-        *,
-        mode: Mode = "listwise",
-        api_key: str | None = None,
-        base_url: str | None = None,
-        max_tokens: int = 1024,
-        temperature: float | None = None,
-        instruction: str | None = None,
-        listwise_template: str | None = None,
-        pointwise_template: str | None = None,
-        window_size: int = 20,
-        step: int = 10,
-        batch_size: int = 5,
-        max_concurrency: int = 8,
-        max_passage_chars: int | None = 2000,
-        prompt_caching: bool = True,
-        answer_retries: int = 1,
-        timeout: float = 60.0,
-        max_retries: int = 2,
-        client: Anthropic | None = None,
-        async_client: AsyncAnthropic | None = None,
-    ) -> None:
-        super().__init__()
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError("model must be a Claude model name such as 'claude-haiku-5-5'")
-        if mode not in ("listwise", "pointwise"):
-            raise ValueError(f"mode must be 'listwise' or 'pointwise', got {mode!r}")
-        if temperature is not None and (
-            isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not 0 <= temperature <= 1
-        ):
-            raise ValueError(f"temperature must be None or between 0 and 1, got {temperature!r}")
-        if instruction is not None and not isinstance(instruction, str):
-            raise TypeError(f"instruction must be a str or None, got {type(instruction).__name__}")
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        self.max_retries = _check_count("max_retries", max_retries, 10)
-        self.answer_retries = _check_count("answer_retries", answer_retries, 5)
-        parsing.check_window(window_size, step)
-        self.model = model
-        self.mode = mode
-        self.base_url = base_url
-        self.max_tokens = check_positive_int("max_tokens", max_tokens)
-        self.temperature = temperature
-        self.instruction = instruction
-        self.window_size = window_size
-        self.step = step
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.max_concurrency = check_positive_int("max_concurrency", max_concurrency)
-        self.max_passage_chars = None if max_passage_chars is None else check_positive_int(
-            "max_passage_chars", max_passage_chars
-        )
-        self.prompt_caching = prompt_caching
-        self.timeout = float(timeout)
-        self._api_key = api_key
-        self._client = client
-        self._async_client = async_client
+    Options = ClaudeOptions
+
+    def _configure(self, options: Any) -> None:
+        parsing.check_window(options.window_size, options.step)
+        self._api_key = resolve_key(options.api_key, CLAUDE_KEY_ENV_VARS)
+        self._client = options.client
+        self._async_client = options.async_client
         self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
             weakref.WeakKeyDictionary()
         )
         self._client_lock = threading.Lock()
-        self._task = self._build_task(listwise_template, pointwise_template)
+        self._task = self._build_task(options.listwise_template, options.pointwise_template)
 
     def _build_task(self, listwise_template: str | None, pointwise_template: str | None) -> _Task:
         listwise = prompts.check_template(
@@ -223,7 +201,7 @@ class ClaudeScorer(Scorer):
     def _client_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"max_retries": self.max_retries, "timeout": self.timeout}
         if self._api_key is not None:
-            options["api_key"] = self._api_key
+            options["api_key"] = self._api_key.get_secret_value()
         if self.base_url is not None:
             options["base_url"] = self.base_url
         return options
@@ -397,18 +375,9 @@ class ClaudeScorer(Scorer):
             )
         return ProviderError(PROVIDER, detail, status_code=status)
 
-    def __repr__(self) -> str:
-        return f"ClaudeScorer(model={self.model!r}, mode={self.mode!r})"
-
 
 def _joined_grades(batches: Sequence[parsing.ScoresParse]) -> list[float]:
     return [grade for batch in batches for grade in batch.filled(prompts.MIN_GRADE)]
-
-
-def _check_count(name: str, value: Any, most: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
-        raise ValueError(f"{name} must be an int between 0 and {most}, got {value!r}")
-    return value
 
 
 def _warn(message: str) -> None:

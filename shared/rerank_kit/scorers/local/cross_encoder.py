@@ -4,29 +4,50 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, Optional
+
+from pydantic import Field
 
 from rerank_kit import model_registry
 from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
 from rerank_kit.device import resolve_device
-from rerank_kit.scorer import ScoreRequest, Scorer
+from rerank_kit.options import BackendOptions
+from rerank_kit.scorer import ConfiguredScorer, ScoreRequest
 from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS_PER_BATCH,
     CrossEncoderEngine,
 )
-from rerank_kit.validation import check_positive_int
 
 logger = logging.getLogger("rerank_kit.cross_encoder")
-
-DEFAULT_CROSS_ENCODER = "cross-encoder/ms-marco-MiniLM-L6-v2"
 
 Activation = Literal["sigmoid", "raw"]
 Mode = Literal["exact", "fast"]
 
 
-class CrossEncoderScorer(Scorer):
+class CrossEncoderOptions(BackendOptions):
+    """Options of the local cross-encoder backend."""
+
+    positional = ("model",)
+
+    model: str = Field(
+        default="cross-encoder/ms-marco-MiniLM-L6-v2", min_length=1, description="Hub model name or local path."
+    )
+    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
+    max_length: Optional[int] = Field(default=None, ge=1, description="Token limit per pair; None uses the model's.")
+    batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, description="Most pairs per forward pass.")
+    max_tokens_per_batch: int = Field(
+        default=DEFAULT_MAX_TOKENS_PER_BATCH, ge=1, description="Padded-token budget per pass."
+    )
+    activation: Activation = Field(default="sigmoid", description="'sigmoid' for (0, 1) scores, 'raw' for logits.")
+    mode: Mode = Field(default="exact", description="'exact' (fp32) or 'fast' (bf16 where the CPU supports it).")
+    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
+
+
+class CrossEncoderScorer(ConfiguredScorer):
     """Scores (query, text) pairs jointly with a cross-encoder: the accurate, local reranking tier.
 
     ``model`` is a hub name or a local folder. ``activation="sigmoid"`` (default, as
@@ -40,39 +61,9 @@ class CrossEncoderScorer(Scorer):
 
     cache_by_default = True
 
-    def __init__(
-        self,
-        model: str = DEFAULT_CROSS_ENCODER,
-        *,
-        device: str | None = None,
-        max_length: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
-        max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH,
-        activation: Activation = "sigmoid",
-        mode: Mode = "exact",
-        local_files_only: bool = False,
-        trust_remote_code: bool = False,
-        revision: str | None = None,
-    ) -> None:
-        super().__init__()
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError("model must be a hub model name or a local path")
-        if activation not in ("sigmoid", "raw"):
-            raise ValueError(f"activation must be 'sigmoid' or 'raw', got {activation!r}")
-        if mode not in ("exact", "fast"):
-            raise ValueError(f"mode must be 'exact' or 'fast', got {mode!r}")
-        if max_length is not None:
-            check_positive_int("max_length", max_length)
-        self.model = model
-        self.device = device
-        self.max_length = max_length
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.max_tokens_per_batch = check_positive_int("max_tokens_per_batch", max_tokens_per_batch)
-        self.activation = activation
-        self.mode = mode
-        self.local_files_only = local_files_only
-        self.trust_remote_code = trust_remote_code
-        self.revision = revision
+    Options = CrossEncoderOptions
+
+    def _configure(self, options: Any) -> None:
         self._warned_precision = False
 
     @property
@@ -81,7 +72,10 @@ class CrossEncoderScorer(Scorer):
 
     @property
     def cache_key(self) -> str:
-        return f"cross-encoder|{self.model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
+        from rerank_kit.model_fingerprint import model_fingerprint
+
+        model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
+        return f"cross-encoder|{model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
 
     @property
     def engine(self) -> CrossEncoderEngine:
@@ -134,6 +128,3 @@ class CrossEncoderScorer(Scorer):
             out.append(scores[start : start + len(texts)])
             start += len(texts)
         return out
-
-    def __repr__(self) -> str:
-        return f"CrossEncoderScorer(model={self.model!r}, device={self.device!r}, mode={self.mode!r})"

@@ -10,16 +10,21 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import Field
 
 from rerank_kit import model_registry
 from rerank_kit._optional import require
 from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
+from rerank_kit.options import BackendOptions
 from rerank_kit.scorer import ScoreRequest, Scorer
 from rerank_kit.validation import check_positive_int
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+#: ``model="offline"``: the all-MiniLM-L6-v2 copy shipped by the ``offline-model`` extra.
+OFFLINE_MODEL = "offline"
 
 EmbedTexts = Callable[[list[str]], Sequence[Sequence[float]]]
 EmbedQuery = Callable[[str], Sequence[float]]
@@ -31,6 +36,24 @@ def offline_model_path() -> str:
     return str(Path(package.__file__).parent / "model")
 
 
+class EmbeddingOptions(BackendOptions):
+    """Options of the embedding (bi-encoder cosine) backend: a local model or a framework embedding object."""
+
+    model: Optional[str] = Field(
+        default=None,
+        description=f"sentence-transformers model (hub name, path or 'offline'); None: {DEFAULT_EMBEDDING_MODEL}.",
+    )
+    embeddings: Any = Field(default=None, exclude=True, description="A LangChain Embeddings instead of `model`.")
+    embed_model: Any = Field(default=None, exclude=True, description="A LlamaIndex embedding instead of `model`.")
+    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
+    batch_size: int = Field(default=32, ge=1, description="Texts per encoding batch (sentence-transformers only).")
+    query_prefix: str = Field(default="", description="Prepended to the query (e.g. 'query: ' for e5).")
+    text_prefix: str = Field(default="", description="Prepended to each text (e.g. 'passage: ' for e5).")
+    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
+
+
 class EmbeddingScorer(Scorer):
     """Scores texts by the cosine similarity of their embeddings to the query's.
 
@@ -39,6 +62,8 @@ class EmbeddingScorer(Scorer):
     queries differently (default: ``embed([query])``). ``query_prefix``/``text_prefix`` are prepended for
     models trained with instructions (e5: ``"query: "``/``"passage: "``). Scores are in [-1, 1].
     """
+
+    Options = EmbeddingOptions
 
     def __init__(
         self,
@@ -55,6 +80,8 @@ class EmbeddingScorer(Scorer):
         revision: str | None = None,
     ) -> None:
         super().__init__()
+        if model == OFFLINE_MODEL:
+            model = offline_model_path()
         if isinstance(model, str):
             if not model.strip():
                 raise ValueError("model must be a hub model name, a local path or an embed(texts) callable")
@@ -73,6 +100,27 @@ class EmbeddingScorer(Scorer):
         self.trust_remote_code = trust_remote_code
         self.revision = revision
         self.cache_by_default = isinstance(model, str)
+
+    @classmethod
+    def default_model_name(cls) -> str | None:
+        return DEFAULT_EMBEDDING_MODEL
+
+    @classmethod
+    def from_options(cls, options: EmbeddingOptions) -> EmbeddingScorer:
+        """The scorer for ``options``: a LangChain or LlamaIndex embedding object, or a model (duck-typed)."""
+        embedder = options.embeddings if options.embeddings is not None else options.embed_model
+        field = "embeddings" if options.embeddings is not None else "embed_model"
+        if options.embeddings is not None and options.embed_model is not None:
+            raise ValueError("pass either embeddings or embed_model, not both")
+        embed = embed_query = name = None
+        if embedder is not None:
+            embed, embed_query, name = _embedding_methods(embedder, field)
+        return cls.from_model_or_embed(
+            options.model, embed, embed_query=embed_query, name=name, embed_field=field,
+            query_prefix=options.query_prefix, text_prefix=options.text_prefix, device=options.device,
+            batch_size=options.batch_size, local_files_only=options.local_files_only,
+            trust_remote_code=options.trust_remote_code, revision=options.revision,
+        )
 
     @classmethod
     def from_model_or_embed(
@@ -109,7 +157,10 @@ class EmbeddingScorer(Scorer):
     def cache_key(self) -> str | None:
         if not isinstance(self.model, str):
             return None
-        return f"embedding|{self.model}|{self.revision}|{self.query_prefix}|{self.text_prefix}"
+        from rerank_kit.model_fingerprint import model_fingerprint
+
+        model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
+        return f"embedding|{model}|{self.revision}|{self.query_prefix}|{self.text_prefix}"
 
     def embed_texts(self, texts: list[str]) -> list[list[float]]:
         """Embeddings of ``texts`` as the scorer sees them (with ``text_prefix``)."""
@@ -172,6 +223,18 @@ class EmbeddingScorer(Scorer):
 
     def __repr__(self) -> str:
         return f"EmbeddingScorer(model={self.name!r}, device={self.device!r})"
+
+
+def _embedding_methods(embedder: Any, field: str) -> tuple[EmbedTexts, EmbedQuery, str]:
+    """The embed functions of a LangChain ``Embeddings`` or a LlamaIndex ``BaseEmbedding``, by their methods."""
+    if hasattr(embedder, "embed_documents") and hasattr(embedder, "embed_query"):
+        return embedder.embed_documents, embedder.embed_query, type(embedder).__name__
+    if hasattr(embedder, "get_text_embedding_batch") and hasattr(embedder, "get_query_embedding"):
+        name = getattr(embedder, "model_name", None) or type(embedder).__name__
+        return embedder.get_text_embedding_batch, embedder.get_query_embedding, name
+    raise TypeError(
+        f"{field} must be a LangChain Embeddings or a LlamaIndex embedding model, got {type(embedder).__name__}"
+    )
 
 
 def _vector(values: Sequence[float]) -> list[float]:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import asyncio
 from abc import abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from rerank_kit.errors import ProviderResponseError
-from rerank_kit.scorer import Scorer
+from rerank_kit.options import BackendOptions, RequestOptions
+from rerank_kit.scorer import ConfiguredScorer
 from rerank_kit.scorers.remote.batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
 from rerank_kit.scorers.remote.support import ConcurrencyLimit, PerLoop, RetryPolicy, Secret, resolve_key
 
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_BACKOFF = 0.5
-DEFAULT_MAX_CONCURRENCY = 8
 
-
-class RemoteScorer(Scorer):
+class RemoteScorer(ConfiguredScorer):
     """Scores through a rerank API; subclasses send one request, this class does the rest.
 
     One call becomes as many requests as the provider's limits need (:meth:`_chunks`); each request is
@@ -27,27 +23,17 @@ class RemoteScorer(Scorer):
     are merged by global index and checked; usage is summed per call into ``self.usage``.
     """
 
+    Options: ClassVar[type[BackendOptions]] = RequestOptions
     #: Provider name used in errors and logs.
     provider: str = "API"
     #: Most documents the provider accepts in one request.
     max_documents: int = 1000
 
-    def __init__(
-        self,
-        *,
-        api_key: Secret | None,
-        timeout: float | None,
-        max_retries: int,
-        backoff: float,
-        max_concurrency: int,
-    ) -> None:
-        super().__init__()
-        if timeout is not None and (not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
-        self._api_key = api_key
-        self.timeout = timeout
-        self.retry = RetryPolicy(max_retries=max_retries, backoff=backoff)
-        self.concurrency = ConcurrencyLimit(max_concurrency)
+    def _configure(self, options: Any) -> None:
+        policy = options.request_policy
+        self._api_key: Secret | None = None
+        self.retry = RetryPolicy(max_retries=policy.max_retries, backoff=policy.backoff)
+        self.concurrency = ConcurrencyLimit(policy.max_concurrency)
 
     def _chunks(self, query: str, texts: Sequence[str]) -> list[Chunk]:
         """How one call is split into requests; by default at ``max_documents``."""
@@ -93,33 +79,16 @@ class SDKRerankScorer(RemoteScorer):
 
     #: Environment variables the key falls back to, in order.
     key_env_vars: tuple[str, ...] = ()
-    #: An example model name for the error message.
-    model_example: str = ""
 
-    def __init__(
-        self,
-        model: str,
-        *,
-        api_key: Any,
-        base_url: str | None,
-        client: Any,
-        async_client: Any,
-        timeout: float | None,
-        max_retries: int,
-        backoff: float,
-        max_concurrency: int,
-    ) -> None:
-        key = resolve_key(api_key, self.key_env_vars)
-        if key is None and client is None and async_client is None:
+    def _configure(self, options: Any) -> None:
+        super()._configure(options)
+        self._api_key = resolve_key(options.api_key, self.key_env_vars)
+        if self._api_key is None and options.client is None and options.async_client is None:
             raise ValueError(self._missing_key_message())
-        super().__init__(api_key=key, timeout=timeout, max_retries=max_retries, backoff=backoff,
-                         max_concurrency=max_concurrency)
-        if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"model must be a {self.provider} rerank model name such as {self.model_example!r}")
-        self.model = model
-        self.base_url = base_url
-        self._client = client
-        self._given_async_client = async_client
+        if not isinstance(options.model, str) or not options.model.strip():
+            example = type(options).model_fields["model"].default
+            raise ValueError(f"model must be a {self.provider} rerank model name such as {example!r}")
+        self._client = options.client
         self._async_clients: PerLoop[Any] = PerLoop(self._async_client_for_loop)
 
     @property
@@ -134,8 +103,8 @@ class SDKRerankScorer(RemoteScorer):
         return self._client
 
     def _async_client_for_loop(self) -> Any:
-        if self._given_async_client is not None:
-            return self._given_async_client
+        if self.options.async_client is not None:
+            return self.options.async_client
         return self._build_async_client(self._client_options())
 
     def _client_options(self) -> dict[str, Any]:

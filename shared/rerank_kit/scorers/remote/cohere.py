@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import Field
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
@@ -12,21 +14,29 @@ from rerank_kit.scorers.remote.support import (
     parse_retry_after,
     redact,
 )
-from rerank_kit.scorers.remote.base import (
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    SDKRerankScorer,
-)
-from rerank_kit.validation import check_positive_int
+from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
+from rerank_kit.scorers.remote.base import SDKRerankScorer
 
-DEFAULT_COHERE_MODEL = "rerank-v3.5"
 COHERE_KEY_ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY")
 #: Cohere asks for at most 1,000 documents per request.
 COHERE_MAX_DOCUMENTS = 1000
 #: Every request disables the SDK's own retries; :class:`~rerank_kit.scorers.remote.support.RetryPolicy` retries.
 _NO_SDK_RETRIES = {"max_retries": 0}
+
+
+class CohereOptions(RequestOptions):
+    """Options of the Cohere Rerank backend."""
+
+    positional = ("model",)
+
+    model: str = Field(default="rerank-v3.5", description="Cohere rerank model.")
+    api_key: ApiKey = api_key_field(COHERE_KEY_ENV_VARS)
+    base_url: Optional[str] = Field(default=None, description="API root; None uses Cohere's.")
+    max_tokens_per_doc: Optional[int] = Field(
+        default=None, ge=1, description="Truncate each document to this many tokens."
+    )
+    client: Any = client_field("cohere.ClientV2")
+    async_client: Any = client_field("cohere.AsyncClientV2")
 
 
 class CohereScorer(SDKRerankScorer):
@@ -41,27 +51,8 @@ class CohereScorer(SDKRerankScorer):
     provider = "Cohere"
     max_documents = COHERE_MAX_DOCUMENTS
     key_env_vars = COHERE_KEY_ENV_VARS
-    model_example = DEFAULT_COHERE_MODEL
 
-    def __init__(
-        self,
-        model: str = DEFAULT_COHERE_MODEL,
-        *,
-        api_key: Any = None,
-        base_url: str | None = None,
-        max_tokens_per_doc: int | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        client: Any = None,
-        async_client: Any = None,
-    ) -> None:
-        super().__init__(model, api_key=api_key, base_url=base_url, client=client, async_client=async_client,
-                         timeout=timeout, max_retries=max_retries, backoff=backoff, max_concurrency=max_concurrency)
-        self.max_tokens_per_doc = (
-            None if max_tokens_per_doc is None else check_positive_int("max_tokens_per_doc", max_tokens_per_doc)
-        )
+    Options = CohereOptions
 
     @property
     def cache_key(self) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any, Literal, Optional
+
+from pydantic import Field, field_validator
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderResponseError
@@ -16,20 +18,37 @@ from rerank_kit.scorers.remote.support import (
     redact,
     resolve_key,
 )
-from rerank_kit.scorers.remote.base import (
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    RemoteScorer,
-)
-from rerank_kit.validation import check_positive_int
+from rerank_kit.options import ApiKey, RequestOptions, api_key_field
+from rerank_kit.scorers.remote.base import RemoteScorer
 
 WireProtocol = Literal["tei", "infinity"]
 #: Default documents per request: TEI's ``--max-client-batch-size`` default, and Infinity's request limit.
 DEFAULT_BATCH_SIZES: dict[str, int] = {"tei": 32, "infinity": 2048}
 _PROVIDER_NAMES = {"tei": "TEI", "infinity": "Infinity"}
 _NOT_JSON = object()
+
+
+class HTTPRerankOptions(RequestOptions):
+    """Options of the self-hosted ``/rerank`` server backend."""
+
+    positional = ("base_url",)
+
+    base_url: str = Field(description="Server root; requests go to {base_url}/rerank.")
+    protocol: WireProtocol = Field(default="tei", description="'tei' (Text Embeddings Inference) or 'infinity'.")
+    model: Optional[str] = Field(default=None, description="Model name (Infinity serving several models).")
+    api_key: ApiKey = api_key_field(())
+    truncate: bool = Field(default=True, description="TEI: truncate over-long inputs instead of failing.")
+    raw_scores: bool = Field(default=False, description="Ask for logits instead of sigmoid scores.")
+    max_batch_size: Optional[int] = Field(
+        default=None, ge=1, description="Texts per request; None: TEI 32, Infinity 2048."
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must be an http(s) URL of the rerank server, got {value!r}")
+        return value.rstrip("/")
 
 
 class HTTPRerankScorer(RemoteScorer):
@@ -43,36 +62,14 @@ class HTTPRerankScorer(RemoteScorer):
     server's limit). One httpx connection pool per scorer (one per event loop for async).
     """
 
-    def __init__(
-        self,
-        base_url: str,
-        *,
-        protocol: WireProtocol = "tei",
-        model: str | None = None,
-        api_key: Any = None,
-        truncate: bool = True,
-        raw_scores: bool = False,
-        max_batch_size: int | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-    ) -> None:
-        if protocol not in DEFAULT_BATCH_SIZES:
-            raise ValueError(f"protocol must be 'tei' or 'infinity', got {protocol!r}")
-        if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must be an http(s) URL of the rerank server, got {base_url!r}")
-        super().__init__(api_key=resolve_key(api_key, ()), timeout=timeout, max_retries=max_retries,
-                         backoff=backoff, max_concurrency=max_concurrency)
-        self.protocol = protocol
-        self.provider = _PROVIDER_NAMES[protocol]
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.truncate = bool(truncate)
-        self.raw_scores = bool(raw_scores)
+    Options = HTTPRerankOptions
+
+    def _configure(self, options: Any) -> None:
+        super()._configure(options)
+        self._api_key = resolve_key(options.api_key, ())
+        self.provider = _PROVIDER_NAMES[options.protocol]
         self.max_documents = (
-            DEFAULT_BATCH_SIZES[protocol] if max_batch_size is None
-            else check_positive_int("max_batch_size", max_batch_size)
+            DEFAULT_BATCH_SIZES[options.protocol] if options.max_batch_size is None else options.max_batch_size
         )
         self._client: Any = None
         self._async_clients: PerLoop[Any] = PerLoop(lambda: self._httpx.AsyncClient(**self._client_options()))

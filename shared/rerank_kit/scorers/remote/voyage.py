@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import Field, field_validator
 
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
@@ -14,16 +16,9 @@ from rerank_kit.scorers.remote.support import (
     parse_retry_after,
     redact,
 )
-from rerank_kit.scorers.remote.base import (
-    DEFAULT_BACKOFF,
-    DEFAULT_MAX_CONCURRENCY,
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    SDKRerankScorer,
-)
-from rerank_kit.validation import check_positive_int
+from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
+from rerank_kit.scorers.remote.base import SDKRerankScorer
 
-DEFAULT_VOYAGE_MODEL = "rerank-2.5"
 VOYAGE_KEY_ENV_VARS = ("VOYAGE_API_KEY",)
 VOYAGE_MAX_DOCUMENTS = 1000
 #: Voyage's per-request budget: query tokens x documents + document tokens.
@@ -38,6 +33,30 @@ _PAIR_OVERHEAD_TOKENS = 8
 def conservative_tokens(text: str) -> int:
     """An upper bound on Voyage's token count: its tokenizers never put less than one UTF-8 byte in a token."""
     return len(text.encode("utf-8"))
+
+
+class VoyageOptions(RequestOptions):
+    """Options of the Voyage AI rerank backend."""
+
+    positional = ("model",)
+
+    model: str = Field(default="rerank-2.5", description="Voyage rerank model.")
+    api_key: ApiKey = api_key_field(VOYAGE_KEY_ENV_VARS)
+    base_url: Optional[str] = Field(default=None, description="API root including /v1; None uses Voyage's.")
+    truncation: bool = Field(default=True, description="Let Voyage truncate over-long inputs instead of failing.")
+    instruction: Optional[str] = Field(default=None, description="Steering instruction put before the query.")
+    max_tokens_per_request: Optional[int] = Field(
+        default=None, ge=1, description="Token budget per request; None: the model's."
+    )
+    client: Any = client_field("voyageai.Client")
+    async_client: Any = client_field("voyageai.AsyncClient")
+
+    @field_validator("instruction")
+    @classmethod
+    def _instruction(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("instruction must be a non-empty string or None")
+        return value
 
 
 class VoyageScorer(SDKRerankScorer):
@@ -55,34 +74,14 @@ class VoyageScorer(SDKRerankScorer):
     provider = "Voyage"
     max_documents = VOYAGE_MAX_DOCUMENTS
     key_env_vars = VOYAGE_KEY_ENV_VARS
-    model_example = DEFAULT_VOYAGE_MODEL
 
-    def __init__(
-        self,
-        model: str = DEFAULT_VOYAGE_MODEL,
-        *,
-        api_key: Any = None,
-        base_url: str | None = None,
-        truncation: bool = True,
-        instruction: str | None = None,
-        max_tokens_per_request: int | None = None,
-        timeout: float | None = DEFAULT_TIMEOUT,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff: float = DEFAULT_BACKOFF,
-        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
-        client: Any = None,
-        async_client: Any = None,
-    ) -> None:
-        super().__init__(model, api_key=api_key, base_url=base_url, client=client, async_client=async_client,
-                         timeout=timeout, max_retries=max_retries, backoff=backoff, max_concurrency=max_concurrency)
-        if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
-            raise ValueError("instruction must be a non-empty string or None")
-        self.truncation = bool(truncation)
-        self.instruction = instruction
-        self.max_tokens_per_request = (
-            VOYAGE_TOKEN_LIMITS.get(model, VOYAGE_DEFAULT_TOKEN_LIMIT)
-            if max_tokens_per_request is None
-            else check_positive_int("max_tokens_per_request", max_tokens_per_request)
+    Options = VoyageOptions
+
+    def _configure(self, options: Any) -> None:
+        super()._configure(options)
+        self.token_budget = (
+            VOYAGE_TOKEN_LIMITS.get(options.model, VOYAGE_DEFAULT_TOKEN_LIMIT)
+            if options.max_tokens_per_request is None else options.max_tokens_per_request
         )
 
     @property
@@ -106,7 +105,7 @@ class VoyageScorer(SDKRerankScorer):
     def _chunks(self, query: str, texts: Sequence[str]) -> list[Chunk]:
         query_tokens = conservative_tokens(self.full_query(query)) + _PAIR_OVERHEAD_TOKENS
         return plan_chunks(texts, self.max_documents, cost=lambda text: query_tokens + conservative_tokens(text),
-                           max_cost=self.max_tokens_per_request)
+                           max_cost=self.token_budget)
 
     def _request(self, query: str, texts: list[str]) -> dict[str, Any]:
         return {"query": self.full_query(query), "documents": texts, "model": self.model, "top_k": len(texts),

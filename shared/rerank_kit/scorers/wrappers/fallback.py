@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from pydantic import Field
 
 from rerank_kit.errors import ProviderError, ProviderUnavailableError
+from rerank_kit.options import BackendOptions
 from rerank_kit.scorer import ScoreRequest, Scorer
 
 T = TypeVar("T")
+
+
+class FallbackOptions(BackendOptions):
+    """Options of the fallback chain: the scorers (or rerankers of either adapter) to try in order."""
+
+    positional = ("scorers",)
+
+    scorers: list[Any] = Field(exclude=True, description="Scorers or rerankers, tried in order.")
+
+
+def as_scorer(item: Any, position: int) -> Scorer:
+    """``item`` as a scorer: a :class:`Scorer` itself, or an adapter reranker's (``as_scorer()``)."""
+    if isinstance(item, Scorer):
+        return item
+    as_scorer_method = getattr(item, "as_scorer", None)
+    if callable(as_scorer_method):
+        return as_scorer_method()
+    raise TypeError(f"scorers[{position}] must be a rerank_kit.Scorer or a reranker, got {type(item).__name__}")
 
 
 class FallbackScorer(Scorer):
@@ -16,21 +37,19 @@ class FallbackScorer(Scorer):
 
     A scorer is skipped when it raises a :class:`~rerank_kit.ProviderError` (after its own retries: outage,
     rate limit, auth, rejected request, malformed answer); any other error (bad input, a bug) propagates.
-    ``last_scorer_name`` says which scorer answered the most recent call and ``last_failures`` what
-    failed before it; ``usage`` records the answering scorer's reported usage. When every scorer fails,
+    Each result says which scorer produced it (``score_many_traced``; the adapters put it in metadata as
+    ``reranker_backend``); ``last_scorer_name`` and ``last_failures`` describe the most recent call only; ``usage`` records the answering scorer's reported usage. When every scorer fails,
     a :class:`~rerank_kit.ProviderUnavailableError` lists each failure. Scores are not cached by default
     (different scorers use different scales).
     """
 
-    def __init__(self, scorers: Sequence[Scorer]) -> None:
+    Options = FallbackOptions
+
+    def __init__(self, scorers: Sequence[Any]) -> None:
         super().__init__()
-        scorers = list(scorers)
-        if not scorers:
-            raise ValueError("FallbackScorer needs at least one scorer")
-        for position, scorer in enumerate(scorers):
-            if not isinstance(scorer, Scorer):
-                raise TypeError(f"scorers[{position}] must be a rerank_kit.Scorer, got {type(scorer).__name__}")
-        self.scorers = scorers
+        if isinstance(scorers, (str, bytes)) or not isinstance(scorers, Sequence) or not scorers:
+            raise ValueError("FallbackScorer needs a list of at least one scorer")
+        self.scorers = [as_scorer(item, position) for position, item in enumerate(scorers)]
         self.last_scorer_name: str | None = None
         self.last_failures: list[ProviderError] = []
 
@@ -38,8 +57,28 @@ class FallbackScorer(Scorer):
     def name(self) -> str:
         return "fallback(" + ", ".join(scorer.name for scorer in self.scorers) + ")"
 
+    @classmethod
+    def from_options(cls, options: FallbackOptions) -> FallbackScorer:
+        """The chain for validated ``options``."""
+        return cls(options.scorers)
+
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         return self._first(lambda scorer: scorer.score(query, texts))
+
+    def score_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
+        """Scores and the name of the scorer in the chain that produced them (safe under concurrency)."""
+        return self._first(lambda scorer: scorer.score_many_traced(requests))
+
+    async def ascore_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
+        return await self._afirst(lambda scorer: scorer.ascore_many_traced(requests))
+
+    def close(self) -> None:
+        for scorer in self.scorers:
+            scorer.close()
+
+    async def aclose(self) -> None:
+        for scorer in self.scorers:
+            await scorer.aclose()
 
     def score_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
         return self._first(lambda scorer: scorer.score_many(requests))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 from rerank_kit.errors import ScorerError
-from rerank_kit.scorer import ScoreRequest, Scorer
+from rerank_kit.scorer import CanEmbed, ScoreRequest, Scorer
 from rerank_kit.validation import check_positive_int
 
 Unit = Literal["words", "chars"]
@@ -58,6 +58,13 @@ class MaxPassageScorer(Scorer):
         self.unit = unit
         self.usage = scorer.usage
         self.cache_by_default = scorer.cache_by_default
+
+    @property
+    def embed_texts(self) -> Callable[[list[str]], list[list[float]]]:
+        """The wrapped scorer's ``embed_texts`` when it can embed (see :class:`~rerank_kit.scorer.CanEmbed`)."""
+        if isinstance(self.scorer, CanEmbed):
+            return self.scorer.embed_texts
+        raise AttributeError("embed_texts")
 
     @property
     def name(self) -> str:
