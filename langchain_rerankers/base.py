@@ -3,75 +3,54 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Optional
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field
 
-from rerank_kit import DEFAULT_TOP_N, Reranker, RerankResult, Scorer, UsageMeter
-from rerank_kit.adapter_support import scorer_options
-from rerank_kit.reranker import Normalize
+from rerank_kit import RerankResult, Scorer
+from rerank_kit.adapter_support import RerankerModel
+from rerank_kit.metadata import RELEVANCE_SCORE_KEY, result_metadata
 
 
-class BaseRerank(BaseDocumentCompressor):
-    """Shared policy fields and Document mapping; subclasses only say how to build their scorer.
+class BaseRerank(RerankerModel, BaseDocumentCompressor):
+    """A rerank-kit reranker as a LangChain ``BaseDocumentCompressor``; backends add their options.
 
-    Returns new Documents (same ``page_content`` and ``id``, a copy of the metadata plus
-    ``relevance_score`` and ``original_index``), best first; the caller's Documents are never mutated.
+    Returns new Documents (same ``page_content`` and ``id``, a deep copy of the metadata plus
+    ``relevance_score``, ``original_index`` and ``reranker_backend``), best first; the caller's Documents
+    are never mutated. With ``keep_retrieval_score`` an incoming ``relevance_score`` (from an earlier
+    stage) is kept as ``retrieval_score``.
     """
 
-    top_n: int | None = Field(default=DEFAULT_TOP_N, description="How many documents to return; None for all.")
-    score_threshold: float | None = Field(default=None, description="Drop documents scoring below this.")
-    normalize: Normalize = Field(default="none", description="'none', 'sigmoid' or 'minmax' score scaling.")
-    cache: bool | None = Field(default=None, description="Score cache; None: on for local models only.")
-
-    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
-
-    _scorer: Scorer = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        self._scorer = self._build_scorer()
-        self.reranker  # validates the policy fields at construction
-
-    #: The core scorer this reranker configures; its keyword arguments are the subclass's own fields.
-    scorer_class: ClassVar[Optional[type[Scorer]]] = None
-
-    def _build_scorer(self) -> Scorer:
-        if self.scorer_class is None:
-            raise NotImplementedError(f"{type(self).__name__} must set scorer_class or override _build_scorer")
-        config = {name: getattr(self, name) for name in type(self).model_fields}
-        return self.scorer_class(**scorer_options(config, BaseRerank.model_fields))
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core policy with this compressor's current settings."""
-        return Reranker(
-            self._scorer,
-            top_n=self.top_n,
-            score_threshold=self.score_threshold,
-            normalize=self.normalize,
-            cache=self.cache,
-        )
-
-    @property
-    def usage(self) -> UsageMeter:
-        """What the provider reported it charged: the last call's counts and running totals."""
-        return self._scorer.usage
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", validate_assignment=True)
 
     def compress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Rerank ``documents`` against ``query`` and return the best, best first."""
         results = self.reranker.rerank(query, _texts(documents))
-        return _ranked_documents(documents, results)
+        return self._ranked_documents(documents, results)
 
     async def acompress_documents(
         self, documents: Sequence[Document], query: str, callbacks: Callbacks | None = None
     ) -> Sequence[Document]:
         """Async :meth:`compress_documents` on the scorer's native async path."""
         results = await self.reranker.arerank(query, _texts(documents))
-        return _ranked_documents(documents, results)
+        return self._ranked_documents(documents, results)
+
+    def _ranked_documents(self, documents: Sequence[Document], results: Sequence[RerankResult]) -> list[Document]:
+        return [
+            Document(
+                page_content=documents[r.index].page_content,
+                id=documents[r.index].id,
+                metadata=result_metadata(
+                    documents[r.index].metadata, r,
+                    retrieval_score=documents[r.index].metadata.get(RELEVANCE_SCORE_KEY),
+                    keep_retrieval_score=self.keep_retrieval_score,
+                ),
+            )
+            for r in results
+        ]
 
 
 class Rerank(BaseRerank):
@@ -82,6 +61,10 @@ class Rerank(BaseRerank):
     def _build_scorer(self) -> Scorer:
         return self.scorer
 
+    @classmethod
+    def _scorer_fields(cls) -> frozenset[str]:
+        return frozenset({"scorer"})
+
 
 def _texts(documents: Sequence[Document]) -> list[str]:
     for position, document in enumerate(documents):
@@ -90,12 +73,4 @@ def _texts(documents: Sequence[Document]) -> list[str]:
     return [document.page_content for document in documents]
 
 
-def _ranked_documents(documents: Sequence[Document], results: Sequence[RerankResult]) -> list[Document]:
-    return [
-        Document(
-            page_content=documents[r.index].page_content,
-            id=documents[r.index].id,
-            metadata={**documents[r.index].metadata, "relevance_score": r.score, "original_index": r.index},
-        )
-        for r in results
-    ]
+__all__ = ["BaseRerank", "Rerank"]

@@ -1,9 +1,7 @@
-"""LlamaIndex node postprocessors backed by rerank-kit scorers."""
+"""LlamaIndex node postprocessors backed by rerank-kit scorers: one ``<Name>Rerank`` per registered backend."""
 
 from __future__ import annotations
 
-from rerank_kit._lazy import lazy_exports
-from rerank_kit.adapter_support import ADAPTER_EXPORTS
+from rerank_kit.adapter_support import adapter_exports
 
-__getattr__ = lazy_exports(__name__, ADAPTER_EXPORTS)
-__all__ = list(ADAPTER_EXPORTS)
+__getattr__, __all__ = adapter_exports(__name__)

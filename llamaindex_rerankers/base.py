@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, List, Optional
+from typing import Any, List, Optional
 
 from llama_index.core.bridge.pydantic import Field, PrivateAttr
 from llama_index.core.callbacks import CBEventType, EventPayload
@@ -12,108 +12,89 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_kit import DEFAULT_TOP_N, Reranker, RerankResult, Scorer, UsageMeter
-from rerank_kit.adapter_support import scorer_options
-from rerank_kit.reranker import Normalize
+from rerank_kit import RerankResult, Scorer
+from rerank_kit.adapter_support import RerankerModel
+from rerank_kit.metadata import ADDED_KEYS, result_metadata
 
 dispatcher = get_dispatcher(__name__)
 
-RETRIEVAL_SCORE_KEY = "retrieval_score"
 
+class BaseRerank(RerankerModel, BaseNodePostprocessor):
+    """A rerank-kit reranker as a LlamaIndex ``BaseNodePostprocessor``; backends add their options.
 
-class BaseRerank(BaseNodePostprocessor):
-    """Shared policy fields, node mapping and instrumentation; subclasses only build their scorer.
-
-    Returns new ``NodeWithScore`` objects whose ``score`` is the rerank score, best first. With
-    ``keep_retrieval_score`` the returned node is a copy whose metadata also holds the first-stage score
-    under ``retrieval_score``; the caller's nodes are never mutated.
+    Returns new ``NodeWithScore`` objects whose ``score`` is the rerank score, best first. Each returned
+    node is a copy whose metadata (deep-copied) also holds ``relevance_score``, ``original_index``,
+    ``reranker_backend`` and, with ``keep_retrieval_score``, the first-stage ``retrieval_score``; these keys
+    are hidden from the LLM and embedding text. The caller's nodes are never mutated. A node without text
+    (an image-only node) is an error unless ``skip_non_text=True``, which leaves it out of the results.
     """
 
-    top_n: Optional[int] = Field(default=DEFAULT_TOP_N, description="How many nodes to return; None for all.")
-    score_threshold: Optional[float] = Field(default=None, description="Drop nodes scoring below this.")
-    normalize: Normalize = Field(default="none", description="'none', 'sigmoid' or 'minmax' score scaling.")
-    cache: Optional[bool] = Field(default=None, description="Score cache; None: on for local models only.")
     metadata_mode: MetadataMode = Field(
         default=MetadataMode.EMBED, description="Which metadata is part of the text the model reads."
     )
-    keep_retrieval_score: bool = Field(
-        default=False, description="Keep the first-stage score in the returned node's metadata."
+    skip_non_text: bool = Field(
+        default=False, description="Leave nodes without text (image-only) out instead of raising an error."
     )
-
-    _scorer: Scorer = PrivateAttr()
-
-    def model_post_init(self, context: Any, /) -> None:
-        super().model_post_init(context)
-        self._scorer = self._build_scorer()
-        self.reranker  # validates the policy fields at construction
-
-    #: The core scorer this reranker configures; its keyword arguments are the subclass's own fields.
-    scorer_class: ClassVar[Optional[type[Scorer]]] = None
-
-    def _build_scorer(self) -> Scorer:
-        if self.scorer_class is None:
-            raise NotImplementedError(f"{type(self).__name__} must set scorer_class or override _build_scorer")
-        config = {name: getattr(self, name) for name in type(self).model_fields}
-        return self.scorer_class(**scorer_options(config, BaseRerank.model_fields))
 
     @classmethod
     def class_name(cls) -> str:
-        return "RerankKitBaseRerank"
-
-    @property
-    def reranker(self) -> Reranker:
-        """The core policy with this postprocessor's current settings."""
-        return Reranker(
-            self._scorer,
-            top_n=self.top_n,
-            score_threshold=self.score_threshold,
-            normalize=self.normalize,
-            cache=self.cache,
-        )
-
-    @property
-    def usage(self) -> UsageMeter:
-        """What the provider reported it charged: the last call's counts and running totals."""
-        return self._scorer.usage
+        return f"RerankKit{cls.__name__}"
 
     def _postprocess_nodes(
         self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
     ) -> List[NodeWithScore]:
-        query, texts = self._inputs(nodes, query_bundle)
+        query, nodes, texts = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
             return finish(self.reranker.rerank(query, texts))
 
     async def _apostprocess_nodes(
         self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
     ) -> List[NodeWithScore]:
-        query, texts = self._inputs(nodes, query_bundle)
+        query, nodes, texts = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
             return finish(await self.reranker.arerank(query, texts))
 
-    def _inputs(self, nodes: Sequence[NodeWithScore], query_bundle: Optional[QueryBundle]) -> tuple[str, list[str]]:
+    def _inputs(
+        self, nodes: Sequence[NodeWithScore], query_bundle: Optional[QueryBundle]
+    ) -> tuple[str, List[NodeWithScore], list[str]]:
+        """The query, the nodes that are scored and their texts."""
         if query_bundle is None:
             raise ValueError("a query is required: pass query_bundle or query_str to postprocess_nodes")
-        texts = []
+        kept, texts = [], []
         for position, node in enumerate(nodes):
             if not isinstance(node, NodeWithScore):
                 raise TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(node).__name__}")
             text = node.node.get_content(metadata_mode=self.metadata_mode)
-            if not isinstance(text, str):
-                raise TypeError(f"nodes[{position}] has no text content ({type(node.node).__name__})")
+            if not isinstance(text, str) or not _has_text(node.node):
+                if self.skip_non_text:
+                    continue
+                raise ValueError(
+                    f"nodes[{position}] ({type(node.node).__name__} {node.node.node_id}) has no text to score; "
+                    "pass skip_non_text=True to leave such nodes out"
+                )
+            kept.append(node)
             texts.append(text)
-        return query_bundle.query_str, texts
+        return query_bundle.query_str, kept, texts
 
     def _events(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> "_RerankEvents":
         return _RerankEvents(self, nodes, query_bundle)
 
     def _ranked_nodes(self, nodes: Sequence[NodeWithScore], results: Sequence[RerankResult]) -> List[NodeWithScore]:
-        return [NodeWithScore(node=self._result_node(nodes[r.index]), score=r.score) for r in results]
+        return [NodeWithScore(node=self._result_node(nodes[r.index], r), score=r.score) for r in results]
 
-    def _result_node(self, node: NodeWithScore) -> Any:
-        if not self.keep_retrieval_score:
-            return node.node
-        metadata = {**node.node.metadata, RETRIEVAL_SCORE_KEY: node.score}
-        return copy_with_metadata(node.node, metadata, hidden=[RETRIEVAL_SCORE_KEY])
+    def _result_node(self, node: NodeWithScore, result: RerankResult) -> Any:
+        metadata = result_metadata(node.node.metadata, result, retrieval_score=node.score,
+                                   keep_retrieval_score=self.keep_retrieval_score)
+        return copy_with_metadata(node.node, metadata, hidden=ADDED_KEYS)
+
+
+def _has_text(node: Any) -> bool:
+    """Whether a node carries text (an ImageNode with only an image has none)."""
+    text = getattr(node, "text", None)
+    if text is None:
+        text_resource = getattr(node, "text_resource", None)
+        text = getattr(text_resource, "text", None)
+    return isinstance(text, str) and bool(text)
 
 
 def copy_with_metadata(inner: Any, metadata: dict[str, Any], hidden: Sequence[str]) -> Any:
@@ -171,9 +152,9 @@ class Rerank(BaseRerank):
 
     scorer: Scorer = Field(description="The rerank_kit.Scorer that scores nodes.")
 
-    @classmethod
-    def class_name(cls) -> str:
-        return "RerankKitRerank"
-
     def _build_scorer(self) -> Scorer:
         return self.scorer
+
+    @classmethod
+    def _scorer_fields(cls) -> frozenset[str]:
+        return frozenset({"scorer"})

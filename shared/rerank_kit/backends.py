@@ -37,6 +37,8 @@ class Backend:
     spec_option: str = "model"
     #: Whether a CLI spec must give a ``VALUE``.
     spec_value_required: bool = False
+    #: Scorer attributes the adapters' class exposes read-only (``FallbackRerank.last_scorer_name``).
+    scorer_attributes: tuple[str, ...] = ()
 
     @cached_property
     def scorer_class(self) -> type[Scorer]:
@@ -106,7 +108,8 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("claude", "ClaudeRerank", "rerank_kit.scorers.llm.claude:ClaudeScorer", "anthropic", ("anthropic",),
             "Claude as a listwise or pointwise LLM reranker (forced tool output, repaired answers)."),
     Backend(None, "FallbackRerank", "rerank_kit.scorers.wrappers.fallback:FallbackScorer", None, (),
-            "Tries scorers or rerankers in order and uses the first that answers."),
+            "Tries scorers or rerankers in order and uses the first that answers.",
+            scorer_attributes=("last_scorer_name", "last_failures")),
 )
 
 #: Extra scorer exports that are not backends of their own.

@@ -7,6 +7,7 @@ same options with the same defaults.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional
@@ -87,9 +88,15 @@ class RequestPolicy:
 
 
 def api_key_field(env_vars: Sequence[str]) -> Any:
-    """The ``api_key`` option: a secret, never serialized, read from ``env_vars`` when not given."""
-    return Field(default=None, exclude=True, repr=False,
-                 description=f"API key; None reads {' or '.join(env_vars) or 'no environment variable'}.")
+    """The ``api_key`` option: a secret, never serialized or shown, read from ``env_vars`` when not given."""
+    names = tuple(env_vars)
+
+    def from_env() -> SecretStr | None:
+        value = next((os.environ[name] for name in names if os.environ.get(name)), None)
+        return None if value is None else SecretStr(value)
+
+    where = f"defaults to {' or '.join(names)}" if names else "optional"
+    return Field(default_factory=from_env, exclude=True, repr=False, description=f"API key ({where}).")
 
 
 def client_field(what: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from langchain_core.documents import Document
 
-from langchain_rerankers.api import CohereRerank, FallbackRerank, HTTPRerank, VoyageRerank
+from langchain_rerankers import CohereRerank, FallbackRerank, HTTPRerank, VoyageRerank
 from rerank_kit import ProviderAuthError, ProviderResponseError
 from tests.api_servers import (
     SECRET_KEY,

@@ -7,7 +7,7 @@ import pytest
 from langchain_core.documents import Document
 from pydantic import SecretStr
 
-from langchain_rerankers.claude import ClaudeRerank
+from langchain_rerankers import ClaudeRerank
 from rerank_kit import ProviderAuthError, ProviderResponseError
 from rerank_kit.scorers.llm.claude import ClaudeAnswerWarning
 from tests import messages_server as api
@@ -30,7 +30,8 @@ def test_documents_come_back_in_the_models_order_with_rank_scores(serve, documen
     server = serve(sequence(api.ranking([2, 3, 1, 4])))
     out = rerank(server, top_n=2).compress_documents(documents, QUERY)
     assert [d.id for d in out] == ["doc-1", "doc-2"]
-    assert out[0].metadata == {"source": "kb/1", "relevance_score": 1.0, "original_index": 1}
+    assert out[0].metadata == {"source": "kb/1", "relevance_score": 1.0, "original_index": 1,
+                               "reranker_backend": "claude-haiku-5-5"}
     assert out[1].metadata["relevance_score"] == 0.75
     assert api.passages_in(server.requests[0]) == [d.page_content for d in documents]
 

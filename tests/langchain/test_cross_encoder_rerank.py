@@ -39,7 +39,8 @@ def test_returns_new_documents_best_first_with_score_and_original_index(document
     out = Rerank(scorer=KeywordScorer(), top_n=2).compress_documents(documents, "reset password email")
     assert [d.id for d in out] == ["doc-2", "doc-0"]
     assert out[0].page_content == "forgot password email reset"
-    assert out[0].metadata == {"source": "kb/3", "relevance_score": 3.0, "original_index": 2}
+    assert out[0].metadata == {"source": "kb/3", "relevance_score": 3.0, "original_index": 2,
+                               "reranker_backend": "KeywordScorer"}
     assert type(out[0].metadata["relevance_score"]) is float
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 
-from llamaindex_rerankers.api import CohereRerank, FallbackRerank, HTTPRerank, VoyageRerank
+from llamaindex_rerankers import CohereRerank, FallbackRerank, HTTPRerank, VoyageRerank
 from rerank_kit import ProviderAuthError, ProviderResponseError
 from tests.api_servers import (
     SECRET_KEY,

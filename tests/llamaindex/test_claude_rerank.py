@@ -6,7 +6,7 @@ import pytest
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 from pydantic import SecretStr
 
-from llamaindex_rerankers.claude import ClaudeRerank
+from llamaindex_rerankers import ClaudeRerank
 from rerank_kit import ProviderAuthError, ProviderResponseError
 from rerank_kit.scorers.llm.claude import ClaudeAnswerWarning
 from tests import messages_server as api
