@@ -19,7 +19,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from langchain_rerankers.base import BaseRerank
 from rerank_kit import DEFAULT_TOP_N, Scorer
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, check_fusion_settings
-from rerank_kit.pipeline.two_stage import FUSION_SCORE_KEY, Candidate, Ranked, TwoStage, fuse_candidates
+from rerank_kit.metadata import FUSION_SCORE_KEY
+from rerank_kit.pipeline.two_stage import Candidate, Ranked, TwoStage, fuse_candidates
 
 
 class TwoStageRetriever(BaseRetriever):

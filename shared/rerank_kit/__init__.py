@@ -8,6 +8,7 @@ from rerank_kit.cache import LRUScoreCache, SQLiteScoreCache
 from rerank_kit.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderRateLimitError,
     ProviderRequestError,
     ProviderResponseError,
     ProviderUnavailableError,
@@ -31,6 +32,7 @@ __all__ = [
     "LRUScoreCache",
     "ProviderAuthError",
     "ProviderError",
+    "ProviderRateLimitError",
     "ProviderRequestError",
     "ProviderResponseError",
     "ProviderUnavailableError",

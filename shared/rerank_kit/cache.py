@@ -72,6 +72,13 @@ class LRUScoreCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def __getstate__(self) -> dict[str, object]:
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def clear(self) -> None:
         """Drop every entry and reset the counters."""
         with self._lock:

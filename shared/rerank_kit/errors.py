@@ -36,5 +36,14 @@ class ProviderUnavailableError(ProviderError):
     """429, 5xx or timeouts that outlasted every retry."""
 
 
+class ProviderRateLimitError(ProviderUnavailableError):
+    """429 asking to wait longer than we retry for; ``retry_after`` is the wait in seconds it asked for."""
+
+    def __init__(self, provider: str, message: str, *, status_code: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(provider, message, status_code=status_code)
+        self.retry_after = retry_after
+
+
 class ProviderResponseError(ProviderError):
     """The provider answered, but the body is malformed, incomplete or inconsistent."""

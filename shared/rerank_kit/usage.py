@@ -54,5 +54,12 @@ class UsageMeter:
             self._total = Counter()
             self._calls = 0
 
+    def __getstate__(self) -> dict[str, object]:
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
         return f"UsageMeter(calls={self.calls}, total={self.total})"

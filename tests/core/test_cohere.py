@@ -51,8 +51,8 @@ def test_more_than_1000_documents_are_split_and_merged_by_global_index():
     with LoopbackServer(cohere_handler()) as server:
         cohere = scorer(server)
         results = Reranker(cohere, top_n=4).rerank(QUERY, docs)
-    assert [len(r.json["documents"]) for r in server.requests] == [1000, 1000, 300]
-    assert [r.json["top_n"] for r in server.requests] == [1000, 1000, 300]
+    assert sorted(len(r.json["documents"]) for r in server.requests) == [300, 1000, 1000]
+    assert sorted(r.json["top_n"] for r in server.requests) == [300, 1000, 1000]
     assert sorted(r.index for r in results) == [0, 700, 1400, 2100]
     assert cohere.usage.last == {"search_units": 3}
 

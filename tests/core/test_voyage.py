@@ -65,7 +65,7 @@ def test_requests_are_split_at_the_total_token_budget():
     docs = ["x" * 250_000, "reset " * 40_000, "y" * 250_000]
     with LoopbackServer(voyage_handler()) as server:
         scores = scorer(server).score(QUERY, docs)
-    assert [len(r.json["documents"]) for r in server.requests] == [2, 1]
+    assert sorted(len(r.json["documents"]) for r in server.requests) == [1, 2]
     assert scores == [overlap_score(QUERY, d) for d in docs]
 
 

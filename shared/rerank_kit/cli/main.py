@@ -1,4 +1,4 @@
-"""Entry point of the ``rerank-kit`` command: ``eval``, ``rerank`` and ``demo``."""
+"""Entry point of the ``rerank-kit`` command: ``eval``, ``rerank``, ``demo`` and ``backends``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from rerank_kit.cli.specs import spec_help
 from rerank_kit.errors import RerankError
 from rerank_kit.scorer import Scorer
 
@@ -37,8 +38,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("dataset", type=Path, help="folder with corpus.jsonl, queries.jsonl, qrels/<split>.tsv")
     evaluate.add_argument(
         "-r", "--reranker", action="append", default=[], metavar="SPEC",
-        help="none, cross-encoder:MODEL, embedding:MODEL, cohere:MODEL, voyage:MODEL, claude:MODEL, http:URL "
-        "(repeatable; 'none', the first-stage order, is always included)",
+        help=f"{spec_help()} (repeatable; 'none', the first-stage order, is always included)",
     )
     evaluate.add_argument("--split", default="test", help="qrels file to use (default: test)")
     evaluate.add_argument("--run", type=Path, help="TREC run file as the first stage instead of BM25")
@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=_run_eval)
+
+    backends = commands.add_parser("backends", help="list the backends, whether installed, and how to install them")
+    backends.add_argument("--json", action="store_true", help="print the rows as JSON")
+    backends.set_defaults(handler=_run_backends)
 
     rerank = commands.add_parser("rerank", help="rerank JSONL candidates (stdin to stdout by default)")
     rerank.add_argument("-r", "--reranker", required=True, metavar="SPEC", help="reranker spec, as for eval")
@@ -131,6 +135,27 @@ def _positive(value: str) -> int:
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {number}")
     return number
+
+
+
+def _run_backends(args: argparse.Namespace) -> None:
+    import json
+
+    from rerank_kit.backends import available_backends
+
+    rows = available_backends()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    header = ("backend", "class", "installed", "install", "default model", "key variable")
+    table = [header] + [
+        (row["name"], row["rerank_class"], "yes" if row["installed"] else "no", row["install"],
+         row["default_model"] or "-", " or ".join(row["key_env_vars"]) or "-")
+        for row in rows
+    ]
+    widths = [max(len(str(line[i])) for line in table) for i in range(len(header))]
+    for line in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip())
 
 
 if __name__ == "__main__":

@@ -1,28 +1,23 @@
 """Reranker specs on the command line: ``KIND[:VALUE]``, for example ``cross-encoder:BAAI/bge-reranker-base``.
 
-Kinds: ``none`` (keep the first-stage order), ``cross-encoder:MODEL``, ``embedding:MODEL`` (``embedding:offline``
-is the all-MiniLM-L6-v2 copy shipped by the ``offline-model`` extra), ``cohere:MODEL``, ``voyage:MODEL``,
-``claude:MODEL`` and ``http:URL`` (a TEI/Infinity style ``/rerank`` server). Without ``:VALUE`` the backend's
-default model is used. Backends are imported only when a spec names them.
+The kinds are ``none`` (keep the first-stage order) and every backend of :data:`rerank_kit.backends.BACKENDS`
+that has a name; ``VALUE`` sets the backend's model (``http``: the server URL). Without ``:VALUE`` the
+backend's default model is used; ``embedding:offline`` is the all-MiniLM-L6-v2 copy of the ``offline-model``
+extra. Backends are imported only when a spec names them.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
+from rerank_kit.backends import backend_named, cli_backends
 from rerank_kit.scorer import Scorer
 
-#: Spec kind -> name of the scorer class exported by ``rerank_kit``.
-BACKENDS = {
-    "cross-encoder": "CrossEncoderScorer",
-    "embedding": "EmbeddingScorer",
-    "cohere": "CohereScorer",
-    "voyage": "VoyageScorer",
-    "claude": "ClaudeScorer",
-    "http": "HTTPRerankScorer",
-}
-OFFLINE_EMBEDDING = "offline"
+
+def spec_help() -> str:
+    """The spec forms for ``--help``, from the registry."""
+    forms = [f"{b.name}:{'URL' if b.spec_option == 'base_url' else 'MODEL'}" for b in cli_backends()]
+    return ", ".join(["none", *forms])
 
 
 @dataclass(frozen=True)
@@ -38,24 +33,21 @@ def parse_spec(text: str) -> RerankerSpec:
     """Parse ``KIND[:VALUE]``; the value may itself contain colons (URLs)."""
     kind, _, value = text.strip().partition(":")
     kind = kind.strip().lower()
-    if kind != "none" and kind not in BACKENDS:
-        raise ValueError(f"unknown reranker {kind!r} in {text!r}; use one of: none, {', '.join(BACKENDS)}")
+    names = [backend.name for backend in cli_backends()]
+    if kind != "none" and kind not in names:
+        raise ValueError(f"unknown reranker {kind!r} in {text!r}; use one of: none, {', '.join(map(str, names))}")
     if kind == "none" and value:
         raise ValueError(f"'none' takes no value, got {text!r}")
-    if kind == "http" and not value:
-        raise ValueError("http needs the server URL: http:http://localhost:8080")
+    if kind != "none" and backend_named(kind).spec_value_required and not value:
+        raise ValueError(f"{kind} needs the server URL: {kind}:http://localhost:8080")
     return RerankerSpec(kind=kind, value=value.strip() or None, text=text.strip())
 
 
 def build_scorer(spec: RerankerSpec) -> Scorer | None:
-    """The scorer a spec names (``None`` for ``none``), built from the class ``rerank_kit`` exports for it."""
+    """The scorer a spec names (``None`` for ``none``), built from its registry row."""
     if spec.kind == "none":
         return None
-    scorer_class = getattr(importlib.import_module("rerank_kit"), BACKENDS[spec.kind])
+    backend = backend_named(spec.kind)
     if spec.value is None:
-        return scorer_class()
-    if spec.kind == "embedding" and spec.value == OFFLINE_EMBEDDING:
-        from rerank_kit.scorers.local.embedding import offline_model_path
-
-        return scorer_class(offline_model_path())
-    return scorer_class(spec.value)
+        return backend.scorer_class()
+    return backend.scorer_class(**{backend.spec_option: spec.value})

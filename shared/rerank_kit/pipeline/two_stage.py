@@ -13,7 +13,6 @@ from typing import Any, Generic, TypeVar
 
 from rerank_kit.metadata import (
     ADDED_KEYS,
-    FUSION_SCORE_KEY,
     ORIGINAL_INDEX_KEY,
     RELEVANCE_SCORE_KEY,
     RERANK_MODEL_KEY,

@@ -6,31 +6,22 @@ import asyncio
 import hashlib
 import threading
 import warnings
-import weakref
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Optional, Union
 
 from pydantic import Field
 
 from rerank_kit._optional import require
-from rerank_kit.errors import (
-    ProviderAuthError,
-    ProviderError,
-    ProviderRequestError,
-    ProviderResponseError,
-    ProviderUnavailableError,
-)
+from rerank_kit.errors import ProviderAuthError, ProviderResponseError
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
-from rerank_kit.scorer import ConfiguredScorer
-from rerank_kit.scorers.remote.support import resolve_key
+from rerank_kit.scorers.remote.base import RemoteBase
+from rerank_kit.scorers.remote.support import TransientProviderError, error_for_status, parse_retry_after, redact
 from rerank_kit.scorers.llm import parsing
 from rerank_kit.scorers.llm import prompts
 
 if TYPE_CHECKING:
-    from anthropic import Anthropic, AsyncAnthropic
+    from anthropic import AsyncAnthropic
 
 #: Claude Haiku 5.5: the current fastest, cheapest Claude model. It rejects sampling parameters, so
 #: ``temperature`` defaults to ``None`` (not sent); set it only for models that accept it.
@@ -71,6 +62,8 @@ class _Tally:
         self.counts = dict.fromkeys(USAGE_FIELDS, 0)
 
     def add(self, usage: Any) -> None:
+        if usage is None:
+            return
         with self._lock:
             self.requests += 1
             for name in USAGE_FIELDS:
@@ -103,7 +96,7 @@ class ClaudeOptions(RequestOptions):
     async_client: Any = client_field("anthropic.AsyncAnthropic")
 
 
-class ClaudeScorer(ConfiguredScorer):
+class ClaudeScorer(RemoteBase):
     """Reranks with a Claude model, answering through a forced tool call (never parsed from prose first).
 
     ``mode="listwise"`` (default): the model orders numbered passages; lists longer than ``window_size``
@@ -124,15 +117,14 @@ class ClaudeScorer(ConfiguredScorer):
 
     Options = ClaudeOptions
 
+    provider = PROVIDER
+    key_env_vars = CLAUDE_KEY_ENV_VARS
+
     def _configure(self, options: Any) -> None:
+        super()._configure(options)
         parsing.check_window(options.window_size, options.step)
-        self._api_key = resolve_key(options.api_key, CLAUDE_KEY_ENV_VARS)
-        self._client = options.client
-        self._async_client = options.async_client
-        self._loop_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncAnthropic] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._client_lock = threading.Lock()
+        if self._api_key is None and options.client is None and options.async_client is None:
+            raise ValueError(f"{PROVIDER} API key missing: {_KEY_HINT} (or pass a ready client)")
         self._task = self._build_task(options.listwise_template, options.pointwise_template)
 
     def _build_task(self, listwise_template: str | None, pointwise_template: str | None) -> _Task:
@@ -173,33 +165,11 @@ class ClaudeScorer(ConfiguredScorer):
             f"claude|{self.model}|pointwise|{prompt}|{self.temperature}|{self.batch_size}|{self.max_passage_chars}"
         )
 
-    @property
-    def client(self) -> Anthropic:
-        """The sync Anthropic client, created on first use and reused."""
-        with self._client_lock:
-            if self._client is None:
-                self._client = require("anthropic", "anthropic").Anthropic(**self._client_options())
-            return self._client
-
-    @property
-    def async_client(self) -> AsyncAnthropic:
-        """The async client for the running event loop, created on first use and reused there.
-
-        Pooled connections belong to the loop that opened them, so each loop (for example each
-        ``asyncio.run``) gets its own client; a ready ``async_client`` is always used as given.
-        """
-        if self._async_client is not None:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        with self._client_lock:
-            client = self._loop_clients.get(loop)
-            if client is None:
-                client = require("anthropic", "anthropic").AsyncAnthropic(**self._client_options())
-                self._loop_clients[loop] = client
-            return client
+    def _build_async_client(self) -> AsyncAnthropic:
+        return require("anthropic", "anthropic").AsyncAnthropic(**self._client_options())
 
     def _client_options(self) -> dict[str, Any]:
-        options: dict[str, Any] = {"max_retries": self.max_retries, "timeout": self.timeout}
+        options: dict[str, Any] = {"max_retries": 0, "timeout": self.timeout}
         if self._api_key is not None:
             options["api_key"] = self._api_key.get_secret_value()
         if self.base_url is not None:
@@ -207,83 +177,50 @@ class ClaudeScorer(ConfiguredScorer):
         return options
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
-        tally = _Tally()
-        try:
-            if self.mode == "listwise":
-                return self._listwise(query, texts, tally)
-            return self._pointwise(query, texts, tally)
-        finally:
-            self._record(tally)
+        return self._run_sync(self.ascore(query, texts))
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         tally = _Tally()
+        deadline = self._deadline()
         try:
             if self.mode == "listwise":
-                return await self._alistwise(query, texts, tally)
-            return await self._apointwise(query, texts, tally)
+                return await self._alistwise(query, texts, tally, deadline)
+            return await self._apointwise(query, texts, tally, deadline)
         finally:
             self._record(tally)
 
-    def _listwise(self, query: str, texts: Sequence[str], tally: _Tally) -> list[float]:
+    async def _alistwise(self, query: str, texts: Sequence[str], tally: _Tally, deadline: float | None) -> list[float]:
         order = list(range(len(texts)))
         if len(texts) > 1:
             for start, end in parsing.sliding_windows(len(texts), self.window_size, self.step):
                 window = [texts[i] for i in order[start:end]]
-                ranking = self._ask(query, window, tally)
+                ranking = await self._aask(query, window, tally, deadline)
                 order = parsing.reorder_window(order, start, end, ranking.order)
         return parsing.rank_scores(order)
 
-    async def _alistwise(self, query: str, texts: Sequence[str], tally: _Tally) -> list[float]:
-        order = list(range(len(texts)))
-        if len(texts) > 1:
-            for start, end in parsing.sliding_windows(len(texts), self.window_size, self.step):
-                window = [texts[i] for i in order[start:end]]
-                ranking = await self._aask(query, window, tally)
-                order = parsing.reorder_window(order, start, end, ranking.order)
-        return parsing.rank_scores(order)
-
-    def _pointwise(self, query: str, texts: Sequence[str], tally: _Tally) -> list[float]:
+    async def _apointwise(self, query: str, texts: Sequence[str], tally: _Tally, deadline: float | None) -> list[float]:
         batches = self._batches(texts)
-        workers = min(self.max_concurrency, len(batches))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="claude-rerank") as pool:
-            grades = list(pool.map(lambda batch: self._ask(query, batch, tally), batches))
-        return _joined_grades(grades)
-
-    async def _apointwise(self, query: str, texts: Sequence[str], tally: _Tally) -> list[float]:
-        limit = asyncio.Semaphore(self.max_concurrency)
-
-        async def grade(batch: list[str]) -> Parse:
-            async with limit:
-                return await self._aask(query, batch, tally)
-
-        return _joined_grades(await asyncio.gather(*(grade(batch) for batch in self._batches(texts))))
+        return _joined_grades(await asyncio.gather(*(self._aask(query, batch, tally, deadline) for batch in batches)))
 
     def _batches(self, texts: Sequence[str]) -> list[list[str]]:
         return [list(texts[i : i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
 
-    def _ask(self, query: str, texts: list[str], tally: _Tally) -> Parse:
+    async def _aask(self, query: str, texts: list[str], tally: _Tally, deadline: float | None) -> Parse:
         request = self._request(query, texts)
         reason = ""
         for _ in range(self.answer_retries + 1):
-            with self._provider_errors():
-                response = self.client.messages.create(**request)
-            tally.add(response.usage)
+            response = await self._call(lambda: self._create(request), deadline)
+            tally.add(getattr(response, "usage", None))
             parsed, reason = self._read(response, len(texts))
             if parsed is not None:
                 return parsed
-        raise self._unusable(reason)
+        raise self._redacted(self._unusable(reason))
 
-    async def _aask(self, query: str, texts: list[str], tally: _Tally) -> Parse:
-        request = self._request(query, texts)
-        reason = ""
-        for _ in range(self.answer_retries + 1):
-            with self._provider_errors():
-                response = await self.async_client.messages.create(**request)
-            tally.add(response.usage)
-            parsed, reason = self._read(response, len(texts))
-            if parsed is not None:
-                return parsed
-        raise self._unusable(reason)
+    async def _create(self, request: dict[str, Any]) -> Any:
+        """One Messages API request, on the ready sync client if that is all that was given."""
+        if self._uses_sync_client():
+            return await asyncio.to_thread(lambda: self.options.client.messages.create(**request))
+        return await self.async_client.messages.create(**request)
 
     def _request(self, query: str, texts: list[str]) -> dict[str, Any]:
         """Messages API arguments: cached system text, the one tool, forced, and the numbered passages."""
@@ -338,42 +275,28 @@ class ClaudeScorer(ConfiguredScorer):
         if tally.requests:
             self.usage.record({**tally.counts, "requests": tally.requests})
 
-    @contextmanager
-    def _provider_errors(self) -> Iterator[None]:
-        """Turn SDK failures into rerank-kit provider errors that say what to fix."""
+    def _translate(self, exc: Exception) -> Exception:
+        """The rerank-kit error for what the Anthropic SDK raised (transient ones are retried by us)."""
         anthropic = require("anthropic", "anthropic")
-        try:
-            yield
-        except anthropic.APIStatusError as exc:
-            raise self._status_error(exc) from exc
-        except anthropic.APIConnectionError as exc:
-            raise ProviderUnavailableError(
-                PROVIDER, f"no answer from {self.base_url or 'the API'} after {self.max_retries} retries: {exc}"
-            ) from exc
-        except anthropic.APIResponseValidationError as exc:
-            raise ProviderResponseError(PROVIDER, f"malformed response: {exc}", status_code=exc.status_code) from exc
-        except getattr(anthropic, "CredentialsError", ()) as exc:
-            raise ProviderAuthError(PROVIDER, f"no usable credentials ({exc}); {_KEY_HINT}") from exc
-        except TypeError as exc:
-            if "authentication" not in str(exc):
-                raise
-            raise ProviderAuthError(PROVIDER, f"no API key; {_KEY_HINT}") from exc
-
-    def _status_error(self, exc: Any) -> ProviderError:
-        status = exc.status_code
-        detail = f"{getattr(exc, 'type', None) or 'error'}: {getattr(exc, 'api_message', None) or exc.message}"
-        if status in (401, 403):
-            return ProviderAuthError(PROVIDER, f"{detail}. Check api_key / ANTHROPIC_API_KEY", status_code=status)
-        if status in (400, 404, 413, 422):
-            hint = ""
-            if self.temperature is not None:
-                hint = f" (current models reject sampling parameters; try temperature=None with {self.model})"
-            return ProviderRequestError(PROVIDER, f"{detail}{hint}", status_code=status)
-        if status in (408, 409, 429) or status >= 500:
-            return ProviderUnavailableError(
-                PROVIDER, f"{detail} (still failing after {self.max_retries} retries)", status_code=status
-            )
-        return ProviderError(PROVIDER, detail, status_code=status)
+        if isinstance(exc, anthropic.APIStatusError):
+            detail = f"{getattr(exc, 'type', None) or 'error'}: {getattr(exc, 'api_message', None) or exc.message}"
+            if exc.status_code in (400, 404, 413, 422) and self.temperature is not None:
+                detail += f" (current models reject sampling parameters; try temperature=None with {self.model})"
+            error = error_for_status(PROVIDER, exc.status_code, redact(detail, self._api_key),
+                                     retry_after=parse_retry_after(exc.response.headers),
+                                     auth_hint="check api_key / ANTHROPIC_API_KEY")
+            if exc.status_code == 409 and not isinstance(error, TransientProviderError):
+                return TransientProviderError(PROVIDER, detail, status_code=409)
+            return error
+        if isinstance(exc, anthropic.APITimeoutError):
+            return TransientProviderError(PROVIDER, f"no answer within the {self.timeout}s timeout")
+        if isinstance(exc, anthropic.APIConnectionError):
+            return TransientProviderError(PROVIDER, f"connection to {self.base_url or 'the API'} failed")
+        if isinstance(exc, anthropic.APIResponseValidationError):
+            return ProviderResponseError(PROVIDER, "malformed response", status_code=exc.status_code)
+        if isinstance(exc, TypeError) and "authentication" in str(exc):
+            return ProviderAuthError(PROVIDER, f"no API key; {_KEY_HINT}")
+        return exc
 
 
 def _joined_grades(batches: Sequence[parsing.ScoresParse]) -> list[float]:

@@ -1,39 +1,168 @@
-"""The base of every API scorer: split at the provider's limits, retry, run parts concurrently, merge."""
+"""The base of every API scorer: keys, clients per event loop, one retry and time-limit policy, error hygiene.
+
+:class:`RemoteBase` makes one provider call safe (retries, per-attempt timeout, overall deadline, errors
+translated and key-redacted) and runs sync calls on the async path (see :mod:`.io_loop`);
+:class:`RemoteScorer` splits a rerank call at the provider's limits, runs the parts concurrently and merges.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, TypeVar
 
-from rerank_kit.errors import ProviderResponseError
+from rerank_kit.errors import ProviderError, ProviderResponseError, ProviderUnavailableError
 from rerank_kit.options import BackendOptions, RequestOptions
 from rerank_kit.scorer import ConfiguredScorer
 from rerank_kit.scorers.remote.batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
-from rerank_kit.scorers.remote.support import ConcurrencyLimit, PerLoop, RetryPolicy, Secret, resolve_key
+from rerank_kit.scorers.remote.io_loop import run_sync
+from rerank_kit.scorers.remote.support import (
+    ConcurrencyLimit,
+    PerLoop,
+    RetryPolicy,
+    Secret,
+    TransientProviderError,
+    redact_error,
+    resolve_key,
+)
+
+T = TypeVar("T")
 
 
-class RemoteScorer(ConfiguredScorer):
-    """Scores through a rerank API; subclasses send one request, this class does the rest.
+class RemoteBase(ConfiguredScorer):
+    """One provider call made safe: our retries (never the SDK's), time limits, translated, redacted errors.
 
-    One call becomes as many requests as the provider's limits need (:meth:`_chunks`); each request is
-    retried on 408/429/5xx/timeouts by :class:`RetryPolicy` (the SDK's own retries are switched off);
-    async requests run concurrently, at most ``max_concurrency`` per scorer across all calls; answers
-    are merged by global index and checked; usage is summed per call into ``self.usage``.
+    ``timeout`` bounds each attempt as a whole (a server trickling bytes cannot outlast it); ``deadline``
+    bounds the whole call across retries. Sync calls run on a background event loop with the async client,
+    unless only a ready sync ``client`` was given (then its own read timeouts apply). Async clients are
+    kept one per event loop and closed when that loop shuts down.
     """
 
     Options: ClassVar[type[BackendOptions]] = RequestOptions
     #: Provider name used in errors and logs.
     provider: str = "API"
-    #: Most documents the provider accepts in one request.
-    max_documents: int = 1000
-
+    #: Environment variables the key falls back to, in order.
+    key_env_vars: tuple[str, ...] = ()
     def _configure(self, options: Any) -> None:
         policy = options.request_policy
-        self._api_key: Secret | None = None
+        self._api_key: Secret | None = resolve_key(getattr(options, "api_key", None), self.key_env_vars)
         self.retry = RetryPolicy(max_retries=policy.max_retries, backoff=policy.backoff)
         self.concurrency = ConcurrencyLimit(policy.max_concurrency)
+        self._client: Any = getattr(options, "client", None)
+        self._async_clients: PerLoop[Any] = PerLoop(self._async_client_for_loop, self._aclose_client)
+
+    def _uses_sync_client(self) -> bool:
+        """Whether sync calls go through a ready sync client the user gave (and no async one)."""
+        return getattr(self.options, "client", None) is not None and getattr(self.options, "async_client", None) is None
+
+    def _async_client_for_loop(self) -> Any:
+        """A new async client for the running loop (or the ready one given)."""
+        given = getattr(self.options, "async_client", None)
+        return given if given is not None else self._build_async_client()
+
+    def _build_async_client(self) -> Any:
+        raise NotImplementedError
+
+    async def _aclose_client(self, client: Any) -> None:
+        if client is getattr(self.options, "async_client", None):
+            return
+        closing = getattr(client, "aclose", None) or getattr(client, "close", None)
+        if closing is not None:
+            result = closing()
+            if asyncio.iscoroutine(result):
+                await result
+
+    @property
+    def async_client(self) -> Any:
+        """The async client of the running event loop."""
+        return self._async_clients.get()
+
+    def _translate(self, exc: Exception) -> Exception:
+        """The rerank-kit error for what the SDK raised; unknown exceptions pass through."""
+        return exc
+
+    async def _call(self, send: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        """``send()`` with retries, the per-attempt timeout and the deadline; every failure a ProviderError."""
+        retry = 0
+        while True:
+            try:
+                return await self._attempt(send, deadline)
+            except TransientProviderError as error:
+                wait = self.retry.next_wait(retry, error)
+                if deadline is not None and time.monotonic() + wait >= deadline:
+                    raise self._redacted(ProviderUnavailableError(
+                        self.provider, f"deadline of {self.options.deadline}s reached; last error: {error.detail}",
+                        status_code=error.status_code)) from None
+                await asyncio.sleep(wait)
+                retry += 1
+            except ProviderError as error:
+                raise self._redacted(error) from None
+
+    async def _attempt(self, send: Callable[[], Awaitable[T]], deadline: float | None) -> T:
+        limit = self.options.timeout
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            limit = remaining if limit is None else min(limit, remaining)
+            if limit <= 0:
+                raise TransientProviderError(self.provider, f"deadline of {self.options.deadline}s reached")
+        try:
+            return await asyncio.wait_for(self.concurrency.run(send), timeout=limit)
+        except asyncio.TimeoutError:
+            raise TransientProviderError(self.provider, f"no complete answer within the {limit:.3g}s timeout") from None
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise self._unexpected(exc) from None
+
+    def _unexpected(self, exc: Exception) -> ProviderError:
+        translated = self._translate(exc)
+        if isinstance(translated, ProviderError):
+            return translated
+        return ProviderResponseError(self.provider, f"unusable answer ({type(exc).__name__}: {exc})")
+
+    def _redacted(self, error: ProviderError) -> ProviderError:
+        return redact_error(error, self._api_key)
+
+    def _deadline(self) -> float | None:
+        return None if self.options.deadline is None else time.monotonic() + self.options.deadline
+
+    def _run_sync(self, coroutine: Awaitable[T]) -> T:
+        return run_sync(coroutine)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        """Close the sync client and the background loop's async client (they reopen if used again)."""
+        client = self.__dict__.get("_client")
+        if client is not None and client is not getattr(self.options, "client", None):
+            self._client = None
+            closing = getattr(client, "close", None)
+            if closing is not None:
+                closing()
+        if self.__dict__.get("_async_clients") is not None:
+            from rerank_kit.scorers.remote.io_loop import io_loop
+
+            for loop in self._async_clients.loops():
+                if loop is io_loop():
+                    run_sync(self._async_clients.aclose_current())
+
+    async def aclose(self) -> None:
+        """Close the running loop's async client and the sync clients."""
+        await self._async_clients.aclose_current()
+        await asyncio.to_thread(self.close)
+
+
+class RemoteScorer(RemoteBase):
+    """Scores through a rerank API; subclasses send one request, this class does the rest.
+
+    One call becomes as many requests as the provider's limits need (:meth:`_chunks`); each request is
+    retried on 408/429/5xx/timeouts (the SDK's own retries are switched off); requests run concurrently,
+    at most ``max_concurrency`` per scorer across all calls; answers are merged by global index and
+    checked; usage is summed per call into ``self.usage``.
+    """
+
+    #: Most documents the provider accepts in one request.
+    max_documents: int = 1000
 
     def _chunks(self, query: str, texts: Sequence[str]) -> list[Chunk]:
         """How one call is split into requests; by default at ``max_documents``."""
@@ -41,29 +170,43 @@ class RemoteScorer(ConfiguredScorer):
 
     @abstractmethod
     def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
-        """One request, raising rerank-kit ProviderErrors (transient ones are retried)."""
+        """One request on the sync client, raising rerank-kit ProviderErrors (transient ones are retried)."""
 
     @abstractmethod
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
-        """Async :meth:`_send` on the provider's async client."""
+        """One request on the running loop's async client."""
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not self._uses_sync_client():
+            return self._run_sync(self.ascore(query, texts))
         chunks = self._chunks(query, texts)
-        answers = [self.retry.call(lambda c=c: self._send(query, list(texts[c.start : c.stop]))) for c in chunks]
+        answers = [self._sync_call(lambda c=c: self._send(query, list(texts[c.start : c.stop]))) for c in chunks]
         return self._merged(texts, chunks, answers)
+
+    def _sync_call(self, send: Callable[[], T]) -> T:
+        try:
+            return self.retry.call(send)
+        except ProviderError as error:
+            raise self._redacted(error) from None
+        except Exception as exc:
+            raise self._redacted(self._unexpected(exc)) from None
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         chunks = self._chunks(query, texts)
+        deadline = self._deadline()
 
         async def one(chunk: Chunk) -> ChunkAnswer:
             part = list(texts[chunk.start : chunk.stop])
-            return await self.retry.acall(lambda: self.concurrency.run(lambda: self._asend(query, part)))
+            return await self._call(lambda: self._asend(query, part), deadline)
 
         answers = await asyncio.gather(*(one(chunk) for chunk in chunks))
         return self._merged(texts, chunks, answers)
 
     def _merged(self, texts: Sequence[str], chunks: Sequence[Chunk], answers: Sequence[ChunkAnswer]) -> list[float]:
-        scores = merge_answers(self.provider, len(texts), chunks, answers)
+        try:
+            scores = merge_answers(self.provider, len(texts), chunks, answers)
+        except ProviderError as error:
+            raise self._redacted(error) from None
         self.usage.record(summed_usage(answers))
         return scores
 
@@ -77,19 +220,14 @@ class SDKRerankScorer(RemoteScorer):
     the error translation and the usage record.
     """
 
-    #: Environment variables the key falls back to, in order.
-    key_env_vars: tuple[str, ...] = ()
 
     def _configure(self, options: Any) -> None:
         super()._configure(options)
-        self._api_key = resolve_key(options.api_key, self.key_env_vars)
         if self._api_key is None and options.client is None and options.async_client is None:
             raise ValueError(self._missing_key_message())
         if not isinstance(options.model, str) or not options.model.strip():
             example = type(options).model_fields["model"].default
             raise ValueError(f"model must be a {self.provider} rerank model name such as {example!r}")
-        self._client = options.client
-        self._async_clients: PerLoop[Any] = PerLoop(self._async_client_for_loop)
 
     @property
     def name(self) -> str:
@@ -102,10 +240,8 @@ class SDKRerankScorer(RemoteScorer):
             self._client = self._build_client(self._client_options())
         return self._client
 
-    def _async_client_for_loop(self) -> Any:
-        if self.options.async_client is not None:
-            return self.options.async_client
-        return self._build_async_client(self._client_options())
+    def _build_async_client(self) -> Any:
+        return self._build_sdk_async_client(self._client_options())
 
     def _client_options(self) -> dict[str, Any]:
         if self._api_key is None:
@@ -125,7 +261,7 @@ class SDKRerankScorer(RemoteScorer):
 
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
         try:
-            response = await self._async_clients.get().rerank(**self._request(query, texts))
+            response = await self.async_client.rerank(**self._request(query, texts))
         except Exception as exc:
             raise self._translate(exc) from None
         return self._answer(response)
@@ -142,7 +278,7 @@ class SDKRerankScorer(RemoteScorer):
         """A new sync SDK client."""
 
     @abstractmethod
-    def _build_async_client(self, options: dict[str, Any]) -> Any:
+    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
         """A new async SDK client."""
 
     @abstractmethod

@@ -61,7 +61,7 @@ class CohereScorer(SDKRerankScorer):
     def _build_client(self, options: dict[str, Any]) -> Any:
         return require("cohere", "cohere").ClientV2(**options)
 
-    def _build_async_client(self, options: dict[str, Any]) -> Any:
+    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
         return require("cohere", "cohere").AsyncClientV2(**options)
 
     def _sdk_options(self, key: str) -> dict[str, Any]:

@@ -11,12 +11,10 @@ from rerank_kit._optional import require
 from rerank_kit.errors import ProviderResponseError
 from rerank_kit.scorers.remote.batching import ChunkAnswer
 from rerank_kit.scorers.remote.support import (
-    PerLoop,
     TransientProviderError,
     error_for_status,
     parse_retry_after,
     redact,
-    resolve_key,
 )
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field
 from rerank_kit.scorers.remote.base import RemoteScorer
@@ -66,13 +64,13 @@ class HTTPRerankScorer(RemoteScorer):
 
     def _configure(self, options: Any) -> None:
         super()._configure(options)
-        self._api_key = resolve_key(options.api_key, ())
         self.provider = _PROVIDER_NAMES[options.protocol]
         self.max_documents = (
             DEFAULT_BATCH_SIZES[options.protocol] if options.max_batch_size is None else options.max_batch_size
         )
-        self._client: Any = None
-        self._async_clients: PerLoop[Any] = PerLoop(lambda: self._httpx.AsyncClient(**self._client_options()))
+
+    def _build_async_client(self) -> Any:
+        return self._httpx.AsyncClient(**self._client_options())
 
     @property
     def name(self) -> str:
@@ -122,7 +120,7 @@ class HTTPRerankScorer(RemoteScorer):
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
         httpx = self._httpx
         try:
-            response = await self._async_clients.get().post("/rerank", json=self._body(query, texts))
+            response = await self.async_client.post("/rerank", json=self._body(query, texts))
         except httpx.TimeoutException:
             raise TransientProviderError(self.provider, f"no answer within the {self.timeout}s timeout") from None
         except httpx.TransportError as exc:

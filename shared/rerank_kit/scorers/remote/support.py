@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 from rerank_kit.errors import (
     ProviderAuthError,
     ProviderError,
+    ProviderRateLimitError,
     ProviderRequestError,
     ProviderResponseError,
     ProviderUnavailableError,
@@ -59,6 +60,17 @@ def resolve_key(api_key: Any, env_vars: tuple[str, ...]) -> Secret | None:
         if os.environ.get(name):
             return Secret(os.environ[name])
     return None
+
+
+def redact_error(error: ProviderError, secret: Secret | None) -> ProviderError:
+    """``error`` with the key removed from its message and its chained exceptions dropped."""
+    if secret is not None and secret.get_secret_value():
+        value = secret.get_secret_value()
+        error.args = tuple(arg.replace(value, "**********") if isinstance(arg, str) else arg for arg in error.args)
+    error.__cause__ = None
+    error.__context__ = None
+    error.__suppress_context__ = True
+    return error
 
 
 def redact(text: str, secret: Secret | None) -> str:
@@ -152,7 +164,7 @@ class RetryPolicy:
             try:
                 return attempt()
             except TransientProviderError as error:
-                time.sleep(self._next_wait(retry, error))
+                time.sleep(self.next_wait(retry, error))
                 retry += 1
 
     async def acall(self, attempt: Callable[[], Awaitable[T]]) -> T:
@@ -162,10 +174,10 @@ class RetryPolicy:
             try:
                 return await attempt()
             except TransientProviderError as error:
-                await asyncio.sleep(self._next_wait(retry, error))
+                await asyncio.sleep(self.next_wait(retry, error))
                 retry += 1
 
-    def _next_wait(self, retry: int, error: TransientProviderError) -> float:
+    def next_wait(self, retry: int, error: TransientProviderError) -> float:
         """The wait before the next attempt, or the final error when there is none."""
         if retry >= self.max_retries:
             raise ProviderUnavailableError(
@@ -174,9 +186,9 @@ class RetryPolicy:
             ) from error
         wait = self.delay(retry, error)
         if wait > MAX_RETRY_AFTER_SECONDS:
-            raise ProviderUnavailableError(
+            raise ProviderRateLimitError(
                 error.provider, f"asked to retry after {wait:.0f}s (more than {MAX_RETRY_AFTER_SECONDS:.0f}s); "
-                f"last error: {error.detail}", status_code=error.status_code,
+                f"last error: {error.detail}", status_code=error.status_code, retry_after=wait,
             ) from error
         logger.warning("%s: %s; retry %d of %d in %.2fs", error.provider, error.detail, retry + 1,
                        self.max_retries, wait)
@@ -196,12 +208,19 @@ class ConcurrencyLimit:
 
 
 class PerLoop(Generic[T]):
-    """One lazily built object per running event loop (async clients and semaphores are loop-bound)."""
+    """One lazily built object per running event loop (async clients and semaphores are loop-bound).
 
-    def __init__(self, build: Callable[[], T]) -> None:
+    With ``aclose`` (a coroutine function closing one object), each object is closed when its loop shuts
+    down (``asyncio.run`` finalizes async generators, and one is registered per object for this), so
+    repeated ``asyncio.run(...)`` calls do not leak connections; :meth:`aclose_all` closes the rest.
+    """
+
+    def __init__(self, build: Callable[[], T], aclose: Callable[[T], Awaitable[None]] | None = None) -> None:
         self._build = build
+        self._aclose = aclose
         self._lock = threading.Lock()
         self._objects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
 
     def get(self) -> T:
         loop = asyncio.get_running_loop()
@@ -209,4 +228,39 @@ class PerLoop(Generic[T]):
             found = self._objects.get(loop)
             if found is None:
                 found = self._objects[loop] = self._build()
+                if self._aclose is not None:
+                    self._closers[loop] = closer = self._closer(loop, found)
+                    loop.create_task(closer.__anext__())
             return found
+
+    async def _closer(self, loop: asyncio.AbstractEventLoop, obj: T) -> Any:
+        try:
+            yield
+            yield
+        finally:
+            with self._lock:
+                if self._objects.get(loop) is obj:
+                    del self._objects[loop]
+            if self._aclose is not None:
+                await _quietly(self._aclose(obj))
+
+    async def aclose_current(self) -> None:
+        """Close the running loop's object, if any (a later :meth:`get` builds a new one)."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            obj = self._objects.pop(loop, None)
+            self._closers.pop(loop, None)
+        if obj is not None and self._aclose is not None:
+            await _quietly(self._aclose(obj))
+
+    def loops(self) -> list[asyncio.AbstractEventLoop]:
+        """The loops that hold an object now."""
+        with self._lock:
+            return list(self._objects.keys())
+
+
+async def _quietly(closing: Awaitable[None]) -> None:
+    try:
+        await closing
+    except Exception:  # closing a broken connection must not mask the caller's outcome
+        logger.debug("closing a client failed", exc_info=True)

@@ -91,7 +91,7 @@ class VoyageScorer(SDKRerankScorer):
     def _build_client(self, options: dict[str, Any]) -> Any:
         return require("voyageai", "voyage").Client(**options)
 
-    def _build_async_client(self, options: dict[str, Any]) -> Any:
+    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
         return require("voyageai", "voyage").AsyncClient(**options)
 
     def _sdk_options(self, key: str) -> dict[str, Any]:
