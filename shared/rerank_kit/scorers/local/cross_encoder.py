@@ -11,6 +11,7 @@ from pydantic import Field
 from rerank_kit import model_registry
 from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
+from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.device import resolve_device
 from rerank_kit.options import BackendOptions
 from rerank_kit.scorer import ConfiguredScorer, ScoreRequest
@@ -72,8 +73,6 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     @property
     def cache_key(self) -> str:
-        from rerank_kit.model_fingerprint import model_fingerprint
-
         model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
         return f"cross-encoder|{model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
 
@@ -81,7 +80,8 @@ class CrossEncoderScorer(ConfiguredScorer):
     def engine(self) -> CrossEncoderEngine:
         """The shared loaded model; loads it on first access."""
         device = resolve_device(self.device)
-        key = ("cross-encoder", self.model, device, self.max_length, self.trust_remote_code, self.revision)
+        fingerprint = model_fingerprint(self.model, self.revision)  # files replaced at a path load anew
+        key = ("cross-encoder", fingerprint, device, self.max_length, self.trust_remote_code, self.revision)
         return model_registry.shared_model(key, lambda: CrossEncoderEngine(self._load(device)))
 
     @property

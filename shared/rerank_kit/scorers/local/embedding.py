@@ -16,6 +16,7 @@ from pydantic import Field
 
 from rerank_kit import model_registry
 from rerank_kit._optional import require
+from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
 from rerank_kit.options import BackendOptions
@@ -157,8 +158,6 @@ class EmbeddingScorer(Scorer):
     def cache_key(self) -> str | None:
         if not isinstance(self.model, str):
             return None
-        from rerank_kit.model_fingerprint import model_fingerprint
-
         model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
         return f"embedding|{model}|{self.revision}|{self.query_prefix}|{self.text_prefix}"
 
@@ -200,7 +199,8 @@ class EmbeddingScorer(Scorer):
     @property
     def _sentence_transformer(self) -> object:
         device = resolve_device(self.device)
-        key = ("embedding", self.model, device, self.trust_remote_code, self.revision)
+        fingerprint = model_fingerprint(self.model, self.revision)  # files replaced at a path load anew
+        key = ("embedding", fingerprint, device, self.trust_remote_code, self.revision)
         return model_registry.shared_model(key, lambda: self._load(device))
 
     def _load(self, device: str) -> object:

@@ -254,17 +254,21 @@ class SDKRerankScorer(RemoteScorer):
 
     def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
         try:
-            response = self.client.rerank(**self._request(query, texts))
+            response = self._rerank_method(self.client)(**self._request(query, texts))
         except Exception as exc:
             raise self._translate(exc) from None
         return self._answer(response)
 
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
         try:
-            response = await self.async_client.rerank(**self._request(query, texts))
+            response = await self._rerank_method(self.async_client)(**self._request(query, texts))
         except Exception as exc:
             raise self._translate(exc) from None
         return self._answer(response)
+
+    def _rerank_method(self, client: Any) -> Any:
+        """The client method that sends one rerank request."""
+        return client.rerank
 
     def _answer(self, response: Any) -> ChunkAnswer:
         try:

@@ -16,6 +16,7 @@ from rerank_kit.scorers.remote.support import (
 )
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
 from rerank_kit.scorers.remote.base import SDKRerankScorer
+from rerank_kit.scorers.remote.batching import ChunkAnswer
 
 COHERE_KEY_ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY")
 #: Cohere asks for at most 1,000 documents per request.
@@ -77,9 +78,35 @@ class CohereScorer(SDKRerankScorer):
             request["max_tokens_per_doc"] = self.max_tokens_per_doc
         return request
 
+    def _rerank_method(self, client: Any) -> Any:
+        """``with_raw_response.rerank`` where the SDK has it, so answers are checked as sent, not as coerced."""
+        raw = getattr(client, "with_raw_response", None)
+        return raw.rerank if raw is not None else client.rerank
+
+    def _answer(self, response: Any) -> ChunkAnswer:
+        raw = getattr(response, "response", None)
+        if raw is None:
+            return super()._answer(response)
+        try:
+            body = raw.json()
+        except ValueError:
+            raise ProviderResponseError(self.provider, "the response body is not valid JSON") from None
+        results = body.get("results") if isinstance(body, dict) else None
+        if not isinstance(results, list) or not all(isinstance(item, dict) for item in results):
+            excerpt = redact(raw.text[:200], self._api_key)
+            raise ProviderResponseError(self.provider, f"malformed rerank response: {excerpt!r}")
+        pairs = [(item.get("index"), item.get("relevance_score")) for item in results]
+        meta = body.get("meta")
+        return ChunkAnswer(pairs, self._usage(meta if isinstance(meta, dict) else {}))
+
     def _usage(self, response: Any) -> dict[str, float]:
-        units = getattr(getattr(getattr(response, "meta", None), "billed_units", None), "search_units", None)
-        return {"search_units": units} if isinstance(units, (int, float)) else {}
+        if isinstance(response, dict):
+            billed = response.get("billed_units")
+            units = billed.get("search_units") if isinstance(billed, dict) else None
+        else:
+            units = getattr(getattr(getattr(response, "meta", None), "billed_units", None), "search_units", None)
+        is_number = isinstance(units, (int, float)) and not isinstance(units, bool)
+        return {"search_units": units} if is_number else {}
 
     def _translate(self, exc: Exception) -> Exception:
         """The rerank-kit error for what the SDK or httpx raised; unknown exceptions pass through."""
