@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from langchain_core.callbacks import Callbacks
 from langchain_core.documents import BaseDocumentCompressor, Document
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
-from rerank_kit import RerankResult, Scorer
-from rerank_kit.adapter_support import RerankerModel
+from rerank_kit import RerankResult
+from rerank_kit.adapter_support import GivenScorerModel, RerankerModel
 from rerank_kit.metadata import RELEVANCE_SCORE_KEY, result_metadata
 
 
@@ -53,17 +53,8 @@ class BaseRerank(RerankerModel, BaseDocumentCompressor):
         ]
 
 
-class Rerank(BaseRerank):
+class Rerank(GivenScorerModel, BaseRerank):
     """Reranks with any rerank-kit scorer: ``Rerank(scorer=CrossEncoderScorer(...), top_n=3)``."""
-
-    scorer: Scorer = Field(description="The rerank_kit.Scorer that scores documents.")
-
-    def _build_scorer(self) -> Scorer:
-        return self.scorer
-
-    @classmethod
-    def _scorer_fields(cls) -> frozenset[str]:
-        return frozenset({"scorer"})
 
 
 def _texts(documents: Sequence[Document]) -> list[str]:

@@ -12,8 +12,8 @@ from llama_index.core.instrumentation.events.rerank import ReRankEndEvent, ReRan
 from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from rerank_kit import RerankResult, Scorer
-from rerank_kit.adapter_support import RerankerModel
+from rerank_kit import RerankResult
+from rerank_kit.adapter_support import GivenScorerModel, RerankerModel
 from rerank_kit.metadata import ADDED_KEYS, result_metadata
 
 dispatcher = get_dispatcher(__name__)
@@ -147,14 +147,5 @@ class _RerankEvents:
         self._callback.__exit__(*exc_info)
 
 
-class Rerank(BaseRerank):
+class Rerank(GivenScorerModel, BaseRerank):
     """Reranks with any rerank-kit scorer: ``Rerank(scorer=CrossEncoderScorer(...), top_n=3)``."""
-
-    scorer: Scorer = Field(description="The rerank_kit.Scorer that scores nodes.")
-
-    def _build_scorer(self) -> Scorer:
-        return self.scorer
-
-    @classmethod
-    def _scorer_fields(cls) -> frozenset[str]:
-        return frozenset({"scorer"})

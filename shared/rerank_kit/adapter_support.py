@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, ClassVar, Optional
 
-from pydantic import PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from rerank_kit.backends import Backend, backend_for_rerank_class
 from rerank_kit.options import RerankOptions
@@ -116,6 +116,21 @@ class RerankerModel(RerankOptions):
         super().__setstate__(state)
         object.__setattr__(self, "__pydantic_private__", {**(self.__pydantic_private__ or {}), "_scorer": None})
         self._scorer = self._build_scorer()
+
+
+class GivenScorerModel(BaseModel):
+    """A reranker over a ready scorer (``Rerank(scorer=...)``); put before the adapter's base class."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    scorer: Scorer = Field(description="The rerank_kit.Scorer that scores.")
+
+    def _build_scorer(self) -> Scorer:
+        return self.scorer
+
+    @classmethod
+    def _scorer_fields(cls) -> frozenset[str]:
+        return frozenset({"scorer"})
 
 
 def rerank_class(base: type, backend: Backend, module: str) -> type:

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
+from rerank_kit._pickling import PicklesWithoutLock
+
 CacheKey = tuple[str, str, str]
 
 
@@ -34,7 +36,7 @@ class ScoreCache(Protocol):
     def put_many(self, items: Sequence[tuple[CacheKey, float]]) -> None: ...
 
 
-class LRUScoreCache:
+class LRUScoreCache(PicklesWithoutLock):
     """Thread-safe in-memory cache holding at most ``max_entries`` scores, least recently used evicted."""
 
     def __init__(self, max_entries: int = 100_000) -> None:
@@ -71,13 +73,6 @@ class LRUScoreCache:
 
     def __len__(self) -> int:
         return len(self._data)
-
-    def __getstate__(self) -> dict[str, object]:
-        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def clear(self) -> None:
         """Drop every entry and reset the counters."""

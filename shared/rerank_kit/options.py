@@ -59,6 +59,15 @@ class BackendOptions(BaseModel):
         return {name: getattr(self, name) for name in type(self).model_fields}
 
 
+class LocalModelOptions(BackendOptions):
+    """Where and how a local model is loaded (sentence-transformers / transformers conventions)."""
+
+    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
+    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
+    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
+    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
+
+
 class RequestOptions(BackendOptions):
     """How every remote backend talks to its service: time limits, retries and concurrency."""
 

@@ -6,8 +6,10 @@ import threading
 from collections import Counter
 from collections.abc import Mapping
 
+from rerank_kit._pickling import PicklesWithoutLock
 
-class UsageMeter:
+
+class UsageMeter(PicklesWithoutLock):
     """Keeps the usage of the last call and the running totals of one scorer.
 
     Providers report different units (Cohere ``search_units``, Voyage ``total_tokens``, Anthropic
@@ -53,13 +55,6 @@ class UsageMeter:
             self._last = {}
             self._total = Counter()
             self._calls = 0
-
-    def __getstate__(self) -> dict[str, object]:
-        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"UsageMeter(calls={self.calls}, total={self.total})"

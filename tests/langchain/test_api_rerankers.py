@@ -45,23 +45,6 @@ def assert_ranked(documents: list[Document]) -> None:
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
-def test_compress_documents_ranks_by_provider_scores(provider):
-    handler, build = PROVIDERS[provider]
-    with LoopbackServer(handler()) as server:
-        compressed = build(server.url, top_n=2).compress_documents(DOCS, QUERY)
-    assert_ranked(list(compressed))
-    assert "relevance_score" not in DOCS[2].metadata
-
-
-@pytest.mark.parametrize("provider", PROVIDERS)
-async def test_acompress_documents_ranks_by_provider_scores(provider):
-    handler, build = PROVIDERS[provider]
-    with LoopbackServer(handler()) as server:
-        compressed = await build(server.url, top_n=2).acompress_documents(DOCS, QUERY)
-    assert_ranked(list(compressed))
-
-
-@pytest.mark.parametrize("provider", PROVIDERS)
 def test_500_then_success_is_retried(provider):
     handler, build = PROVIDERS[provider]
     with LoopbackServer(scripted(Reply(500, {"message": "boom", "detail": "boom"}), then=handler())) as server:
@@ -97,14 +80,6 @@ def test_usage_is_readable_after_the_call():
         reranker = CohereRerank(api_key=SECRET_KEY, base_url=server.url)
         reranker.compress_documents(DOCS, QUERY)
     assert reranker.usage.last == {"search_units": 1}
-
-
-@pytest.mark.parametrize("provider", PROVIDERS)
-def test_key_is_hidden_in_repr_and_dumps(provider):
-    _, build = PROVIDERS[provider]
-    reranker = build("http://127.0.0.1:9")
-    assert SECRET_KEY not in repr(reranker)
-    assert SECRET_KEY not in str(reranker.model_dump())
 
 
 def test_voyage_instruction_reaches_the_wire():

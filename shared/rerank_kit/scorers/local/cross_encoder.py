@@ -13,7 +13,7 @@ from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
 from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.device import resolve_device
-from rerank_kit.options import BackendOptions
+from rerank_kit.options import LocalModelOptions
 from rerank_kit.scorer import ConfiguredScorer, ScoreRequest
 from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
@@ -27,7 +27,7 @@ Activation = Literal["sigmoid", "raw"]
 Mode = Literal["exact", "fast"]
 
 
-class CrossEncoderOptions(BackendOptions):
+class CrossEncoderOptions(LocalModelOptions):
     """Options of the local cross-encoder backend."""
 
     positional = ("model",)
@@ -35,7 +35,6 @@ class CrossEncoderOptions(BackendOptions):
     model: str = Field(
         default="cross-encoder/ms-marco-MiniLM-L6-v2", min_length=1, description="Hub model name or local path."
     )
-    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
     max_length: Optional[int] = Field(default=None, ge=1, description="Token limit per pair; None uses the model's.")
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, description="Most pairs per forward pass.")
     max_tokens_per_batch: int = Field(
@@ -43,9 +42,6 @@ class CrossEncoderOptions(BackendOptions):
     )
     activation: Activation = Field(default="sigmoid", description="'sigmoid' for (0, 1) scores, 'raw' for logits.")
     mode: Mode = Field(default="exact", description="'exact' (fp32) or 'fast' (bf16 where the CPU supports it).")
-    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
-    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
-    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
 
 
 class CrossEncoderScorer(ConfiguredScorer):

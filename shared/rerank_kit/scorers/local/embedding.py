@@ -19,7 +19,7 @@ from rerank_kit._optional import require
 from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
-from rerank_kit.options import BackendOptions
+from rerank_kit.options import LocalModelOptions
 from rerank_kit.scorer import ScoreRequest, Scorer
 from rerank_kit.validation import check_positive_int
 
@@ -37,7 +37,7 @@ def offline_model_path() -> str:
     return str(Path(package.__file__).parent / "model")
 
 
-class EmbeddingOptions(BackendOptions):
+class EmbeddingOptions(LocalModelOptions):
     """Options of the embedding (bi-encoder cosine) backend: a local model or a framework embedding object."""
 
     model: Optional[str] = Field(
@@ -46,13 +46,9 @@ class EmbeddingOptions(BackendOptions):
     )
     embeddings: Any = Field(default=None, exclude=True, description="A LangChain Embeddings instead of `model`.")
     embed_model: Any = Field(default=None, exclude=True, description="A LlamaIndex embedding instead of `model`.")
-    device: Optional[str] = Field(default=None, description="Torch device; None picks cuda > mps > cpu.")
     batch_size: int = Field(default=32, ge=1, description="Texts per encoding batch (sentence-transformers only).")
     query_prefix: str = Field(default="", description="Prepended to the query (e.g. 'query: ' for e5).")
     text_prefix: str = Field(default="", description="Prepended to each text (e.g. 'passage: ' for e5).")
-    local_files_only: bool = Field(default=False, description="Never contact the model hub.")
-    trust_remote_code: bool = Field(default=False, description="Allow custom model code from the hub.")
-    revision: Optional[str] = Field(default=None, description="Model revision (branch, tag or commit).")
 
 
 class EmbeddingScorer(Scorer):

@@ -13,6 +13,7 @@ from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
+from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError, ProviderUnavailableError
 from rerank_kit.options import BackendOptions, RequestOptions
 from rerank_kit.scorer import ConfiguredScorer
@@ -90,15 +91,19 @@ class RemoteBase(ConfiguredScorer):
             try:
                 return await self._attempt(send, deadline)
             except TransientProviderError as error:
-                wait = self.retry.next_wait(retry, error)
-                if deadline is not None and time.monotonic() + wait >= deadline:
-                    raise self._redacted(ProviderUnavailableError(
-                        self.provider, f"deadline of {self.options.deadline}s reached; last error: {error.detail}",
-                        status_code=error.status_code)) from None
-                await asyncio.sleep(wait)
-                retry += 1
+                failure = error
             except ProviderError as error:
                 raise self._redacted(error) from None
+            try:
+                wait = self.retry.next_wait(retry, failure)
+            except ProviderError as final:
+                raise self._redacted(final) from None
+            if deadline is not None and time.monotonic() + wait >= deadline:
+                raise self._redacted(ProviderUnavailableError(
+                    self.provider, f"deadline of {self.options.deadline}s reached; last error: {failure.detail}",
+                    status_code=failure.status_code)) from None
+            await asyncio.sleep(wait)
+            retry += 1
 
     async def _attempt(self, send: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         limit = self.options.timeout
@@ -221,6 +226,11 @@ class SDKRerankScorer(RemoteScorer):
     """
 
 
+    #: The SDK's module and the extra that installs it.
+    sdk_module: tuple[str, str] = ("", "")
+    #: Names of the SDK's sync and async client classes in that module.
+    sdk_classes: tuple[str, str] = ("", "")
+
     def _configure(self, options: Any) -> None:
         super()._configure(options)
         if self._api_key is None and options.client is None and options.async_client is None:
@@ -237,11 +247,15 @@ class SDKRerankScorer(RemoteScorer):
     def client(self) -> Any:
         """The sync SDK client, built on first use unless one was given."""
         if self._client is None:
-            self._client = self._build_client(self._client_options())
+            self._client = self._sdk_class(self.sdk_classes[0])(**self._client_options())
         return self._client
 
     def _build_async_client(self) -> Any:
-        return self._build_sdk_async_client(self._client_options())
+        return self._sdk_class(self.sdk_classes[1])(**self._client_options())
+
+    def _sdk_class(self, name: str) -> Any:
+        module, extra = self.sdk_module
+        return getattr(require(module, extra), name)
 
     def _client_options(self) -> dict[str, Any]:
         if self._api_key is None:
@@ -276,14 +290,6 @@ class SDKRerankScorer(RemoteScorer):
         except (AttributeError, TypeError) as exc:
             raise ProviderResponseError(self.provider, f"malformed rerank response ({type(exc).__name__})") from None
         return ChunkAnswer(pairs, self._usage(response))
-
-    @abstractmethod
-    def _build_client(self, options: dict[str, Any]) -> Any:
-        """A new sync SDK client."""
-
-    @abstractmethod
-    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
-        """A new async SDK client."""
 
     @abstractmethod
     def _sdk_options(self, key: str) -> dict[str, Any]:

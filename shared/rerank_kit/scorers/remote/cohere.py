@@ -53,17 +53,13 @@ class CohereScorer(SDKRerankScorer):
     max_documents = COHERE_MAX_DOCUMENTS
     key_env_vars = COHERE_KEY_ENV_VARS
 
+    sdk_module = ("cohere", "cohere")
+    sdk_classes = ("ClientV2", "AsyncClientV2")
     Options = CohereOptions
 
     @property
     def cache_key(self) -> str:
         return f"cohere|{self.model}|{self.base_url}|{self.max_tokens_per_doc}"
-
-    def _build_client(self, options: dict[str, Any]) -> Any:
-        return require("cohere", "cohere").ClientV2(**options)
-
-    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
-        return require("cohere", "cohere").AsyncClientV2(**options)
 
     def _sdk_options(self, key: str) -> dict[str, Any]:
         options: dict[str, Any] = {"api_key": key, "timeout": self.timeout, "max_retries": 0}

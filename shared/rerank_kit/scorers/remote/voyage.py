@@ -11,6 +11,7 @@ from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
 from rerank_kit.scorers.remote.batching import Chunk, plan_chunks
 from rerank_kit.scorers.remote.support import (
+    PerLoop,
     TransientProviderError,
     error_for_status,
     parse_retry_after,
@@ -18,6 +19,7 @@ from rerank_kit.scorers.remote.support import (
 )
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
 from rerank_kit.scorers.remote.base import SDKRerankScorer
+from rerank_kit.scorers.remote.batching import ChunkAnswer
 
 VOYAGE_KEY_ENV_VARS = ("VOYAGE_API_KEY",)
 VOYAGE_MAX_DOCUMENTS = 1000
@@ -75,6 +77,8 @@ class VoyageScorer(SDKRerankScorer):
     max_documents = VOYAGE_MAX_DOCUMENTS
     key_env_vars = VOYAGE_KEY_ENV_VARS
 
+    sdk_module = ("voyageai", "voyage")
+    sdk_classes = ("Client", "AsyncClient")
     Options = VoyageOptions
 
     def _configure(self, options: Any) -> None:
@@ -83,19 +87,37 @@ class VoyageScorer(SDKRerankScorer):
             VOYAGE_TOKEN_LIMITS.get(options.model, VOYAGE_DEFAULT_TOKEN_LIMIT)
             if options.max_tokens_per_request is None else options.max_tokens_per_request
         )
+        self._aio_sessions: PerLoop[Any] = PerLoop(self._new_aio_session, _close_session)
 
     @property
     def cache_key(self) -> str:
         return f"voyage|{self.model}|{self.base_url}|{self.truncation}|{self.instruction}"
 
-    def _build_client(self, options: dict[str, Any]) -> Any:
-        return require("voyageai", "voyage").Client(**options)
-
-    def _build_sdk_async_client(self, options: dict[str, Any]) -> Any:
-        return require("voyageai", "voyage").AsyncClient(**options)
-
     def _sdk_options(self, key: str) -> dict[str, Any]:
         return {"api_key": key, "max_retries": 0, "timeout": self.timeout, "base_url": self.base_url}
+
+    def _new_aio_session(self) -> Any:
+        """The aiohttp session the SDK uses in this loop (pooled; sees every status the SDK would drop)."""
+        aiohttp = require("aiohttp", "voyage")
+        return aiohttp.ClientSession(raise_for_status=self._check_status)
+
+    async def _check_status(self, response: Any) -> None:
+        """Every 5xx is transient: voyageai reads 5xx other than 500/502-504 (520, 529) as a success."""
+        if response.status >= 500:
+            raise TransientProviderError(self.provider, "temporarily unavailable", status_code=response.status,
+                                         retry_after=parse_retry_after(response.headers))
+
+    async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
+        voyageai = require("voyageai", "voyage")
+        token = voyageai.aiosession.set(self._aio_sessions.get())
+        try:
+            return await super()._asend(query, texts)
+        finally:
+            voyageai.aiosession.reset(token)
+
+    async def aclose(self) -> None:
+        await self._aio_sessions.aclose_current()
+        await super().aclose()
 
     def full_query(self, query: str) -> str:
         """The query as sent: with the instruction in front when one is set."""
@@ -127,6 +149,8 @@ class VoyageScorer(SDKRerankScorer):
         if isinstance(exc, errors.Timeout):
             return TransientProviderError(self.provider, f"no answer within the {self.timeout}s timeout")
         if isinstance(exc, errors.APIConnectionError):
+            if exc.__cause__ is None and exc.__context__ is None:  # the SDK got an answer it could not read
+                return ProviderResponseError(self.provider, "the response body is not a rerank result")
             return TransientProviderError(self.provider, "connection failed")
         if isinstance(exc, errors.VoyageError):
             status = exc.http_status or 0
@@ -137,6 +161,10 @@ class VoyageScorer(SDKRerankScorer):
             return error_for_status(self.provider, status, detail, retry_after=parse_retry_after(exc.headers),
                                     auth_hint="check VOYAGE_API_KEY or api_key")
         return exc
+
+
+async def _close_session(session: Any) -> None:
+    await session.close()
 
 
 def _message(exc: Any) -> str:
