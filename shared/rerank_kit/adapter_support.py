@@ -123,7 +123,7 @@ class GivenScorerModel(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
-    scorer: Scorer = Field(description="The rerank_kit.Scorer that scores.")
+    scorer: Scorer = Field(exclude=True, description="The rerank_kit.Scorer that scores.")
 
     def _build_scorer(self) -> Scorer:
         return self.scorer

@@ -68,7 +68,7 @@ class CountingServer(LoopbackServer):
 
         return Counting
 
-    def wait_idle(self, timeout: float = 1.0) -> int:
+    def wait_idle(self, timeout: float = 0.5) -> int:
         """Open connections once they drop to zero, or after ``timeout`` seconds."""
         end = time.monotonic() + timeout
         while self.open_connections and time.monotonic() < end:

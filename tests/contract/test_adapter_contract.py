@@ -13,39 +13,17 @@ from unittest import mock
 import pytest
 
 from tests.api_servers import SECRET_KEY
-from tests.contract.cases import CASES, CORPUS, FRAMEWORKS, QUERY, Case, Env, Servers, contract_cases, \
-    contract_rerank_classes
-
-#: Contract points a backend misses because of a library defect: (test, case id, framework, mode) -> reason;
-#: ``None`` matches any framework / mode. Each becomes a strict xfail, so a fix shows up as XPASS.
-_COHERE_CLOSE = ("CohereScorer.close()/aclose() leave the connection open: cohere.ClientV2/AsyncClientV2 have no "
-                 "close()/aclose(), so RemoteBase closes nothing")
-_RERANK_DUMP = ("Rerank.scorer is not excluded from serialization: model_dump_json() raises "
-                "PydanticSerializationError, to_json() raises TypeError (a Scorer is not JSON serializable)")
-KNOWN_DEFECTS: dict[tuple[str, str, Any, Any], str] = {
-    ("test_with_closes_and_the_reranker_still_works", "CohereRerank", None, None): _COHERE_CLOSE,
-    ("test_with_closes_and_the_reranker_still_works", "FallbackRerank", None, None): _COHERE_CLOSE,
-    ("test_the_api_key_is_never_shown", "Rerank", None, None): _RERANK_DUMP,
-}
-
-
-def _marks(test: str, case: Case, framework: str, mode: Any) -> list[Any]:
-    return [
-        pytest.mark.xfail(reason=reason, strict=True)
-        for (name, case_id, on_framework, on_mode), reason in KNOWN_DEFECTS.items()
-        if name == test and case_id == case.id and on_framework in (None, framework) and on_mode in (None, mode)
-    ]
-
+from tests.contract.cases import (
+    CASES, CORPUS, FRAMEWORKS, QUERY, Env, Servers, contract_cases, contract_rerank_classes,
+)
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "case" not in metafunc.fixturenames:
         return
     modes = ["sync", "async"] if "mode" in metafunc.fixturenames else [None]
-    test = metafunc.function.__name__
     params = [
         pytest.param(framework, case, *([mode] if mode else []),
-                     id="-".join([framework, case.id, *([mode] if mode else [])]),
-                     marks=_marks(test, case, framework, mode))
+                     id="-".join([framework, case.id, *([mode] if mode else [])]))
         for framework in FRAMEWORKS for case in contract_cases() for mode in modes
     ]
     names = ["framework", "case", *(["mode"] if modes != [None] else [])]

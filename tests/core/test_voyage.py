@@ -74,7 +74,7 @@ def test_token_budget_counts_the_query_once_per_document():
     docs = [f"doc {i}" for i in range(10)]
     with LoopbackServer(voyage_handler()) as server:
         scorer(server, max_tokens_per_request=4 * (100 + 8 + 5)).score(query, docs)
-    assert [len(r.json["documents"]) for r in server.requests] == [4, 4, 2]
+    assert sorted(len(r.json["documents"]) for r in server.requests) == [2, 4, 4]
 
 
 async def test_async_split_request_merges_the_same_scores():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
@@ -52,33 +53,28 @@ class RemoteBase(ConfiguredScorer):
         self.retry = RetryPolicy(max_retries=policy.max_retries, backoff=policy.backoff)
         self.concurrency = ConcurrencyLimit(policy.max_concurrency)
         self._client: Any = getattr(options, "client", None)
-        self._async_clients: PerLoop[Any] = PerLoop(self._async_client_for_loop, self._aclose_client)
+        self._async_clients: PerLoop[OpenClient] = PerLoop(self._async_client_for_loop, aclose_open_client)
 
     def _uses_sync_client(self) -> bool:
         """Whether sync calls go through a ready sync client the user gave (and no async one)."""
         return getattr(self.options, "client", None) is not None and getattr(self.options, "async_client", None) is None
 
-    def _async_client_for_loop(self) -> Any:
-        """A new async client for the running loop (or the ready one given)."""
+    def _async_client_for_loop(self) -> OpenClient:
+        """A new async client for the running loop (or the ready one given, which is never closed here)."""
         given = getattr(self.options, "async_client", None)
-        return given if given is not None else self._build_async_client()
+        return OpenClient(given, ()) if given is not None else self._open_async_client()
+
+    def _open_async_client(self) -> OpenClient:
+        """A new async client and what to close with it; by default the client itself."""
+        return OpenClient(self._build_async_client())
 
     def _build_async_client(self) -> Any:
         raise NotImplementedError
 
-    async def _aclose_client(self, client: Any) -> None:
-        if client is getattr(self.options, "async_client", None):
-            return
-        closing = getattr(client, "aclose", None) or getattr(client, "close", None)
-        if closing is not None:
-            result = closing()
-            if asyncio.iscoroutine(result):
-                await result
-
     @property
     def async_client(self) -> Any:
         """The async client of the running event loop."""
-        return self._async_clients.get()
+        return self._async_clients.get().client
 
     def _translate(self, exc: Exception) -> Exception:
         """The rerank-kit error for what the SDK raised; unknown exceptions pass through."""
@@ -155,6 +151,30 @@ class RemoteBase(ConfiguredScorer):
         """Close the running loop's async client and the sync clients."""
         await self._async_clients.aclose_current()
         await asyncio.to_thread(self.close)
+
+
+@dataclass(frozen=True)
+class OpenClient:
+    """An async client of one event loop and the resources closed with it (``None``: the client itself)."""
+
+    client: Any
+    resources: tuple[Any, ...] | None = None
+
+
+async def aclose_open_client(open_client: OpenClient) -> None:
+    """Close what an :class:`OpenClient` owns."""
+    owned = (open_client.client,) if open_client.resources is None else open_client.resources
+    for resource in owned:
+        await aclose_client(resource)
+
+
+async def aclose_client(client: Any) -> None:
+    """Close an async SDK or httpx client (``aclose()`` or an async ``close()``)."""
+    closing = getattr(client, "aclose", None) or getattr(client, "close", None)
+    if closing is not None:
+        result = closing()
+        if asyncio.iscoroutine(result):
+            await result
 
 
 class RemoteScorer(RemoteBase):

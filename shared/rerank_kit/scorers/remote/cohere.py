@@ -15,7 +15,7 @@ from rerank_kit.scorers.remote.support import (
     redact,
 )
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
-from rerank_kit.scorers.remote.base import SDKRerankScorer
+from rerank_kit.scorers.remote.base import OpenClient, SDKRerankScorer
 from rerank_kit.scorers.remote.batching import ChunkAnswer
 
 COHERE_KEY_ENV_VARS = ("CO_API_KEY", "COHERE_API_KEY")
@@ -60,6 +60,11 @@ class CohereScorer(SDKRerankScorer):
     @property
     def cache_key(self) -> str:
         return f"cohere|{self.model}|{self.base_url}|{self.max_tokens_per_doc}"
+
+    def _open_async_client(self) -> OpenClient:
+        """The SDK client on an httpx client of ours, so closing it releases its connections."""
+        http = require("httpx", "cohere").AsyncClient(timeout=self.timeout)
+        return OpenClient(self._sdk_class(self.sdk_classes[1])(**self._client_options(), httpx_client=http), (http,))
 
     def _sdk_options(self, key: str) -> dict[str, Any]:
         options: dict[str, Any] = {"api_key": key, "timeout": self.timeout, "max_retries": 0}

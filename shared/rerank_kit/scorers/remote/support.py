@@ -221,6 +221,8 @@ class PerLoop(Generic[T]):
         self._lock = threading.Lock()
         self._objects: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, T] = weakref.WeakKeyDictionary()
         self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = weakref.WeakKeyDictionary()
+        if aclose is not None:
+            weakref.finalize(self, _close_left_over, self._objects, aclose)
 
     def get(self) -> T:
         loop = asyncio.get_running_loop()
@@ -257,6 +259,14 @@ class PerLoop(Generic[T]):
         """The loops that hold an object now."""
         with self._lock:
             return list(self._objects.keys())
+
+
+def _close_left_over(objects: Mapping[asyncio.AbstractEventLoop, Any],
+                     aclose: Callable[[Any], Awaitable[None]]) -> None:
+    """When a PerLoop is garbage collected: close its objects in their loops that still run."""
+    for loop, obj in list(objects.items()):
+        if loop.is_running() and not loop.is_closed():
+            asyncio.run_coroutine_threadsafe(_quietly(aclose(obj)), loop)
 
 
 async def _quietly(closing: Awaitable[None]) -> None:

@@ -11,14 +11,13 @@ from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError
 from rerank_kit.scorers.remote.batching import Chunk, plan_chunks
 from rerank_kit.scorers.remote.support import (
-    PerLoop,
     TransientProviderError,
     error_for_status,
     parse_retry_after,
     redact,
 )
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
-from rerank_kit.scorers.remote.base import SDKRerankScorer
+from rerank_kit.scorers.remote.base import OpenClient, SDKRerankScorer
 from rerank_kit.scorers.remote.batching import ChunkAnswer
 
 VOYAGE_KEY_ENV_VARS = ("VOYAGE_API_KEY",)
@@ -87,7 +86,6 @@ class VoyageScorer(SDKRerankScorer):
             VOYAGE_TOKEN_LIMITS.get(options.model, VOYAGE_DEFAULT_TOKEN_LIMIT)
             if options.max_tokens_per_request is None else options.max_tokens_per_request
         )
-        self._aio_sessions: PerLoop[Any] = PerLoop(self._new_aio_session, _close_session)
 
     @property
     def cache_key(self) -> str:
@@ -96,10 +94,11 @@ class VoyageScorer(SDKRerankScorer):
     def _sdk_options(self, key: str) -> dict[str, Any]:
         return {"api_key": key, "max_retries": 0, "timeout": self.timeout, "base_url": self.base_url}
 
-    def _new_aio_session(self) -> Any:
-        """The aiohttp session the SDK uses in this loop (pooled; sees every status the SDK would drop)."""
+    def _open_async_client(self) -> OpenClient:
+        """The SDK client and the aiohttp session it uses in this loop (pooled; sees every status)."""
         aiohttp = require("aiohttp", "voyage")
-        return aiohttp.ClientSession(raise_for_status=self._check_status)
+        session = aiohttp.ClientSession(raise_for_status=self._check_status)
+        return OpenClient(self._sdk_class(self.sdk_classes[1])(**self._client_options()), (session,))
 
     async def _check_status(self, response: Any) -> None:
         """Every 5xx is transient: voyageai reads 5xx other than 500/502-504 (520, 529) as a success."""
@@ -109,15 +108,12 @@ class VoyageScorer(SDKRerankScorer):
 
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
         voyageai = require("voyageai", "voyage")
-        token = voyageai.aiosession.set(self._aio_sessions.get())
+        open_client = self._async_clients.get()
+        token = voyageai.aiosession.set(open_client.resources[0] if open_client.resources else None)
         try:
             return await super()._asend(query, texts)
         finally:
             voyageai.aiosession.reset(token)
-
-    async def aclose(self) -> None:
-        await self._aio_sessions.aclose_current()
-        await super().aclose()
 
     def full_query(self, query: str) -> str:
         """The query as sent: with the instruction in front when one is set."""
@@ -161,10 +157,6 @@ class VoyageScorer(SDKRerankScorer):
             return error_for_status(self.provider, status, detail, retry_after=parse_retry_after(exc.headers),
                                     auth_hint="check VOYAGE_API_KEY or api_key")
         return exc
-
-
-async def _close_session(session: Any) -> None:
-    await session.close()
 
 
 def _message(exc: Any) -> str:
