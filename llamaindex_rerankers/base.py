@@ -15,6 +15,7 @@ from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 from rerank_kit import RerankResult
 from rerank_kit.adapter_support import GivenScorerModel, RerankerModel
 from rerank_kit.metadata import ADDED_KEYS, result_metadata
+from rerank_kit.results import at_positions
 
 dispatcher = get_dispatcher(__name__)
 
@@ -43,24 +44,24 @@ class BaseRerank(RerankerModel, BaseNodePostprocessor):
     def _postprocess_nodes(
         self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
     ) -> List[NodeWithScore]:
-        query, nodes, texts = self._inputs(nodes, query_bundle)
+        query, texts, positions = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
-            return finish(self.reranker.rerank(query, texts))
+            return finish(at_positions(self.reranker.rerank(query, texts), positions))
 
     async def _apostprocess_nodes(
         self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
     ) -> List[NodeWithScore]:
-        query, nodes, texts = self._inputs(nodes, query_bundle)
+        query, texts, positions = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
-            return finish(await self.reranker.arerank(query, texts))
+            return finish(at_positions(await self.reranker.arerank(query, texts), positions))
 
     def _inputs(
         self, nodes: Sequence[NodeWithScore], query_bundle: Optional[QueryBundle]
-    ) -> tuple[str, List[NodeWithScore], list[str]]:
-        """The query, the nodes that are scored and their texts."""
+    ) -> tuple[str, list[str], list[int]]:
+        """The query, the texts that are scored and the positions of their nodes in ``nodes``."""
         if query_bundle is None:
             raise ValueError("a query is required: pass query_bundle or query_str to postprocess_nodes")
-        kept, texts = [], []
+        positions, texts = [], []
         for position, node in enumerate(nodes):
             if not isinstance(node, NodeWithScore):
                 raise TypeError(f"nodes[{position}] must be a NodeWithScore, got {type(node).__name__}")
@@ -72,9 +73,9 @@ class BaseRerank(RerankerModel, BaseNodePostprocessor):
                     f"nodes[{position}] ({type(node.node).__name__} {node.node.node_id}) has no text to score; "
                     "pass skip_non_text=True to leave such nodes out"
                 )
-            kept.append(node)
+            positions.append(position)
             texts.append(text)
-        return query_bundle.query_str, kept, texts
+        return query_bundle.query_str, texts, positions
 
     def _events(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> "_RerankEvents":
         return _RerankEvents(self, nodes, query_bundle)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -18,3 +20,8 @@ class RerankResult:
     score: float
     backend: Optional[str] = field(default=None, compare=False)
     error: Optional[str] = None
+
+
+def at_positions(results: Sequence[RerankResult], positions: Sequence[int]) -> list[RerankResult]:
+    """``results`` of a subset of a list, pointing into the whole list (``positions[i]`` is item ``i``'s place)."""
+    return [dataclasses.replace(result, index=positions[result.index]) for result in results]

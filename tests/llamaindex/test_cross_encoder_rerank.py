@@ -113,3 +113,16 @@ async def test_inside_a_query_engine_async(index, tiny_cross_encoder):
     response = await engine.aquery("reset password")
     scores = [n.score for n in response.source_nodes]
     assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+
+
+def test_an_image_only_node_is_an_error_unless_skipped(nodes):
+    from llama_index.core.schema import ImageNode
+
+    image = NodeWithScore(node=ImageNode(image="aGVsbG8=", id_="img"), score=0.9)
+    with pytest.raises(ValueError, match="nodes\\[1\\].*img.*no text.*skip_non_text"):
+        Rerank(scorer=KeywordScorer(), top_n=None).postprocess_nodes([nodes[0], image], query_str="python")
+    out = Rerank(scorer=KeywordScorer(), top_n=None, skip_non_text=True).postprocess_nodes(
+        [nodes[0], image, nodes[1]], query_str="python keyerror"
+    )
+    assert [n.node.node_id for n in out] == [nodes[1].node.node_id, nodes[0].node.node_id]
+    assert [n.node.metadata["original_index"] for n in out] == [2, 0]

@@ -242,7 +242,9 @@ class ClaudeScorer(RemoteBase):
     def _read(self, response: Any, n: int) -> tuple[Parse | None, str]:
         """The repaired answer, or ``None`` and why it is unusable."""
         task = self._task
-        content = list(getattr(response, "content", None) or [])
+        if not isinstance(getattr(response, "content", None), list):
+            return None, f"the answer is not a Messages API message ({type(response).__name__})"
+        content = list(response.content)
         stop_reason = getattr(response, "stop_reason", None)
         tool_input = next(
             (
