@@ -73,7 +73,7 @@ def test_infinity_splits_at_2048_documents_and_sums_usage():
     with LoopbackServer(infinity_handler()) as server:
         infinity = scorer(server, "infinity")
         scores = infinity.score(QUERY, docs)
-    assert [len(r.json["documents"]) for r in server.requests] == [2048, 52]
+    assert sorted(len(r.json["documents"]) for r in server.requests) == [52, 2048]
     assert scores == expected(docs)
     assert infinity.usage.last == {"prompt_tokens": 4200, "total_tokens": 4200}
 

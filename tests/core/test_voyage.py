@@ -56,7 +56,7 @@ def test_more_than_1000_documents_are_split_and_merged():
     with LoopbackServer(voyage_handler()) as server:
         voyage = scorer(server)
         scores = voyage.score(QUERY, docs)
-    assert [len(r.json["documents"]) for r in server.requests] == [1000, 500]
+    assert sorted(len(r.json["documents"]) for r in server.requests) == [500, 1000]
     assert scores == [overlap_score(QUERY, d) for d in docs]
     assert voyage.usage.calls == 1
 
