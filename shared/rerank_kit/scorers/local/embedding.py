@@ -21,7 +21,6 @@ from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
 from rerank_kit.options import LocalModelOptions
 from rerank_kit.scorer import ScoreRequest, Scorer
-from rerank_kit.validation import check_positive_int
 
 DEFAULT_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 #: ``model="offline"``: the all-MiniLM-L6-v2 copy shipped by the ``offline-model`` extra.
@@ -68,14 +67,9 @@ class EmbeddingScorer(Scorer):
         *,
         embed_query: EmbedQuery | None = None,
         name: str | None = None,
-        device: str | None = None,
-        batch_size: int = 32,
-        query_prefix: str = "",
-        text_prefix: str = "",
-        local_files_only: bool = False,
-        trust_remote_code: bool = False,
-        revision: str | None = None,
+        **options: Any,
     ) -> None:
+        """``options``: the :class:`EmbeddingOptions` of a local model (``device``, ``batch_size``, prefixes, ...)."""
         super().__init__()
         if model == OFFLINE_MODEL:
             model = offline_model_path()
@@ -86,16 +80,20 @@ class EmbeddingScorer(Scorer):
             raise TypeError(f"model must be a str or a callable embed(texts), got {type(model).__name__}")
         if embed_query is not None and not callable(embed_query):
             raise TypeError(f"embed_query must be callable, got {type(embed_query).__name__}")
+        framework = sorted(set(options) & {"model", "embeddings", "embed_model"})
+        if framework:
+            raise TypeError(f"EmbeddingScorer takes {framework[0]} through from_options(); pass model= instead")
+        settings = EmbeddingOptions(**options)
         self.model = model
         self.embed_query = embed_query
         self._name = name
-        self.device = device
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.query_prefix = query_prefix
-        self.text_prefix = text_prefix
-        self.local_files_only = local_files_only
-        self.trust_remote_code = trust_remote_code
-        self.revision = revision
+        self.device = settings.device
+        self.batch_size = settings.batch_size
+        self.query_prefix = settings.query_prefix
+        self.text_prefix = settings.text_prefix
+        self.local_files_only = settings.local_files_only
+        self.trust_remote_code = settings.trust_remote_code
+        self.revision = settings.revision
         self.cache_by_default = isinstance(model, str)
 
     @classmethod
@@ -128,21 +126,19 @@ class EmbeddingScorer(Scorer):
         embed_query: EmbedQuery | None = None,
         name: str | None = None,
         embed_field: str = "embed",
-        query_prefix: str = "",
-        text_prefix: str = "",
-        **model_options: Any,
+        **options: Any,
     ) -> EmbeddingScorer:
         """The adapters' rule: a framework embedding (``embed``) or a model name (default model), never both.
 
-        ``model_options`` (device, batch_size, ...) apply to a model only; ``embed_field`` names the
-        adapter's field in the error.
+        ``options`` are :class:`EmbeddingOptions`; with ``embed`` only the prefixes apply. ``embed_field``
+        names the adapter's field in the error.
         """
         if embed is None:
-            return cls(model or DEFAULT_EMBEDDING_MODEL, query_prefix=query_prefix, text_prefix=text_prefix,
-                       **model_options)
+            return cls(model or DEFAULT_EMBEDDING_MODEL, **options)
         if model is not None:
             raise ValueError(f"pass either model or {embed_field}, not both")
-        return cls(embed, embed_query=embed_query, name=name, query_prefix=query_prefix, text_prefix=text_prefix)
+        prefixes = {key: options[key] for key in ("query_prefix", "text_prefix") if key in options}
+        return cls(embed, embed_query=embed_query, name=name, **prefixes)
 
     @property
     def name(self) -> str:

@@ -142,7 +142,7 @@ class RetryPolicy:
     are never retried.
     """
 
-    def __init__(self, max_retries: int = 3, backoff: float = 0.5, max_delay: float = 30.0) -> None:
+    def __init__(self, max_retries: int, backoff: float, max_delay: float = 30.0) -> None:
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise ValueError(f"max_retries must be an int >= 0, got {max_retries!r}")
         if not isinstance(backoff, (int, float)) or backoff < 0:
