@@ -11,7 +11,7 @@ async (`ascore`), against servers on 127.0.0.1 that inject each fault, with `max
 | Connection reset, or a server that accepts and never answers | `ProviderUnavailableError` after 1 + `max_retries` requests, each ended by `timeout` |
 | A server that trickles its answer (one byte every 0.3 s, forever) | `ProviderUnavailableError` within about `timeout` x attempts: `timeout` bounds each attempt as a whole, not each read |
 | HTTP 429 with `Retry-After: 0`, then a good answer | the scores (the retry waits as asked) |
-| HTTP 429 with `Retry-After: 3600` | `ProviderUnavailableError` at once (no hour-long sleep); the message names the 3600 s asked for, and `.retry_after` is 3600 where the error has it |
+| HTTP 429 with `Retry-After: 3600` (longer than the 60 s we wait) | `ProviderRateLimitError` (a `ProviderUnavailableError`) at once, no hour-long sleep; `.retry_after` is 3600 and the message names it |
 | `deadline=2.0` with a silent server (`timeout=1.0`, `max_retries=5`) | `ProviderUnavailableError` within about 2.5 s: `deadline` bounds the whole call, retries included |
 | 200 with truncated JSON, an HTML page, or JSON of the wrong shape (a bare list, `null`, `{"results": null}`) | `ProviderResponseError` |
 | A result index of the wrong type (`1.0`, `true`, `"1"`), out of range (`n`, `-1`), repeated, or a result missing | `ProviderResponseError` (never a wrong score, `TypeError`, `KeyError`, `JSONDecodeError` or an SDK/httpx/aiohttp error) |
@@ -37,6 +37,7 @@ import pytest
 
 from rerank_kit import (
     ProviderAuthError,
+    ProviderRateLimitError,
     ProviderRequestError,
     ProviderResponseError,
     ProviderUnavailableError,
@@ -121,7 +122,7 @@ OUTCOMES: dict[str, Outcome] = {
     "http_413": REQUEST,
     "http_422": REQUEST,
     "http_429_retry_after_0_then_ok": Outcome(None, 2),
-    "http_429_retry_after_3600": Outcome(ProviderUnavailableError, 1),
+    "http_429_retry_after_3600": Outcome(ProviderRateLimitError, 1),
     "http_500": UNAVAILABLE,
     "http_502": UNAVAILABLE,
     "http_503": UNAVAILABLE,
@@ -314,7 +315,7 @@ def test_fault_cell(backend: str, fault: str, mode: str, recwarn: pytest.Warning
         if run.error is not None and str(RETRY_AFTER_LONG) not in str(run.error):
             problems.append(f"message does not name the {RETRY_AFTER_LONG}s asked for: {describe(run.error)}")
         retry_after = getattr(run.error, "retry_after", None)
-        if retry_after is not None and retry_after != RETRY_AFTER_LONG:
+        if retry_after != RETRY_AFTER_LONG:
             problems.append(f".retry_after is {retry_after!r}, expected {RETRY_AFTER_LONG}")
     assert not problems, f"{backend} {fault} {mode} ({run.elapsed:.2f}s): " + "; ".join(problems)
 
