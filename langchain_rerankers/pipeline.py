@@ -143,7 +143,7 @@ def _candidates(documents: Sequence[Document]) -> list[Candidate[Document]]:
     for position, document in enumerate(documents):
         if not isinstance(document, Document):
             raise TypeError(f"the retriever returned {type(document).__name__} at {position}, not a Document")
-    return [Candidate(item=d, text=d.page_content, key=d.page_content, metadata=d.metadata) for d in documents]
+    return [Candidate(item=d, text=d.page_content, metadata=d.metadata) for d in documents]
 
 
 def _documents(ranked: Sequence[Ranked[Document]]) -> list[Document]:

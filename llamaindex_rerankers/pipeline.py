@@ -91,7 +91,6 @@ class TwoStageRetriever(BaseRetriever):
                 Candidate(
                     item=node,
                     text=node.node.get_content(metadata_mode=self._metadata_mode),
-                    key=node.node.node_id,
                     metadata=node.node.metadata,
                     retrieval_score=node.score,
                     embedding=node.node.embedding,
@@ -142,7 +141,7 @@ class FusionRetriever(BaseRetriever):
         return self._fused(found)
 
     def _fused(self, found: Sequence[Sequence[NodeWithScore]]) -> List[NodeWithScore]:
-        rankings = [[Candidate(item=n, text="", key=n.node.node_id) for n in nodes] for nodes in found]
+        rankings = [[Candidate(item=n, text=n.node.get_content()) for n in nodes] for nodes in found]
         fused = fuse_candidates(rankings, rrf_k=self.rrf_k, weights=self.weights, limit=self.k)
         return [NodeWithScore(node=c.item.node, score=score) for c, score in fused]
 

@@ -96,7 +96,7 @@ def test_callables_are_not_cached_by_default_but_local_models_are() -> None:
 def test_two_stage_mmr_uses_the_embedding_scorers_own_embeddings() -> None:
     recorder = Recorder()
     two_stage = TwoStage(EmbeddingScorer(recorder), k=2, mmr_lambda=0.3)
-    candidates = [Candidate(item=t, text=t, key=t) for t in ["same", "diagonal", "opposite"]]
+    candidates = [Candidate(item=t, text=t) for t in ["same", "diagonal", "opposite"]]
 
     ranked = two_stage.rank("q", candidates)
 

@@ -46,9 +46,9 @@ def test_bad_settings_are_rejected(kwargs: dict, message: str) -> None:
         reciprocal_rank_fusion([["a"], ["b"]], **kwargs)
 
 
-def test_fused_candidates_are_deduplicated_by_key_keeping_the_first_object() -> None:
-    bm25 = [Candidate(item="bm25-a", text="A", key="a"), Candidate(item="bm25-b", text="B", key="b")]
-    vector = [Candidate(item="vec-b", text="B", key="b"), Candidate(item="vec-c", text="C", key="c")]
+def test_fused_candidates_are_deduplicated_by_text_keeping_the_first_object() -> None:
+    bm25 = [Candidate(item="bm25-a", text="A"), Candidate(item="bm25-b", text="B")]
+    vector = [Candidate(item="vec-b", text="B"), Candidate(item="vec-c", text="C")]
 
     fused = fuse_candidates([bm25, vector], rrf_k=1)
 
@@ -57,6 +57,6 @@ def test_fused_candidates_are_deduplicated_by_key_keeping_the_first_object() -> 
 
 
 def test_fused_candidates_can_be_limited() -> None:
-    lists = [[Candidate(item=i, text=str(i), key=i) for i in range(5)]]
+    lists = [[Candidate(item=i, text=str(i)) for i in range(5)]]
 
     assert [c.item for c, _ in fuse_candidates(lists, limit=2)] == [0, 1]

@@ -165,3 +165,10 @@ def test_passage_size_scores_long_nodes_by_their_best_passage(keyword_scorer: Ke
 
     assert _ids(results) == ["together", "scattered"]
     assert [r.score for r in results] == [2.0, 1.0]
+
+
+def test_nodes_with_the_same_text_are_one_candidate_as_in_langchain(keyword_scorer: KeywordScorer) -> None:
+    copy_of_password = TextNode(id_="password-copy", text=NODES[1].text, metadata=dict(NODES[1].metadata))
+    retriever = TwoStageRetriever(ListRetriever([NODES[1], copy_of_password, NODES[2]], 3), keyword_scorer, k=3)
+
+    assert _ids(retriever.retrieve(QUERY)) == ["password", "rules"]

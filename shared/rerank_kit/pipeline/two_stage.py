@@ -7,7 +7,7 @@ Adapters turn their framework objects into :class:`Candidate` values, call :clas
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,11 +40,14 @@ Embed = Callable[[list[str]], Sequence[Sequence[float]]]
 
 @dataclass(frozen=True)
 class Candidate(Generic[Item]):
-    """One first-stage result: the framework object (passed back untouched) and what the core needs of it."""
+    """One first-stage result: the framework object (passed back untouched) and what the core needs of it.
+
+    The duplicate rule, the same in both adapters: candidates with the same ``text`` (the text that is scored)
+    are one candidate, the first (best-ranked) one kept, whatever their ids.
+    """
 
     item: Item
     text: str
-    key: Hashable
     metadata: Mapping[str, Any] = field(default_factory=dict)
     retrieval_score: float | None = None
     embedding: Sequence[float] | None = None
@@ -83,21 +86,21 @@ def fuse_candidates(
     """
     if limit is not None:
         check_positive_int("limit", limit)
-    first: dict[Hashable, Candidate[Item]] = {}
+    first: dict[str, Candidate[Item]] = {}
     for ranking in rankings:
         for candidate in ranking:
-            first.setdefault(candidate.key, candidate)
-    fused = reciprocal_rank_fusion([[c.key for c in ranking] for ranking in rankings], k=rrf_k, weights=weights)
+            first.setdefault(candidate.text, candidate)
+    fused = reciprocal_rank_fusion([[c.text for c in ranking] for ranking in rankings], k=rrf_k, weights=weights)
     return [(first[key], score) for key, score in fused[:limit]]
 
 
-def first_of_each_key(candidates: Sequence[Candidate[Item]]) -> list[int]:
-    """Positions of the first candidate of each ``key``, in order: the same document is never returned twice."""
-    seen: set[Hashable] = set()
+def first_of_each_text(candidates: Sequence[Candidate[Item]]) -> list[int]:
+    """Positions of the first candidate of each text, in order: the same document is never returned twice."""
+    seen: set[str] = set()
     positions = []
     for position, candidate in enumerate(candidates):
-        if candidate.key not in seen:
-            seen.add(candidate.key)
+        if candidate.text not in seen:
+            seen.add(candidate.text)
             positions.append(position)
     return positions
 
@@ -145,7 +148,7 @@ class TwoStage:
 
     def rank(self, query: str, candidates: Sequence[Candidate[Item]]) -> list[Ranked[Item]]:
         """The best ``k`` of ``candidates`` for ``query``, best first."""
-        positions = first_of_each_key(candidates)
+        positions = first_of_each_text(candidates)
         unique = [candidates[p] for p in positions]
         texts = [c.text for c in unique]
         results = self.reranker.rerank(query, texts)
@@ -157,7 +160,7 @@ class TwoStage:
 
     async def arank(self, query: str, candidates: Sequence[Candidate[Item]]) -> list[Ranked[Item]]:
         """Async :meth:`rank` on the scorer's native async path."""
-        positions = first_of_each_key(candidates)
+        positions = first_of_each_text(candidates)
         unique = [candidates[p] for p in positions]
         texts = [c.text for c in unique]
         results = await self.reranker.arerank(query, texts)
