@@ -81,3 +81,19 @@ def test_bad_configuration_fails_early():
         FallbackScorer([])
     with pytest.raises(TypeError, match=r"scorers\[1\]"):
         FallbackScorer([KeywordScorer(), "cohere"])
+
+
+def test_deadline_bounds_the_whole_chain_including_fallbacks() -> None:
+    import time
+
+    class Slow(KeywordScorer):
+        def score(self, query, texts):
+            time.sleep(1.0)
+            return super().score(query, texts)
+
+    chain = FallbackScorer([Slow(), KeywordScorer()], deadline=0.2)
+    started = time.monotonic()
+    with pytest.raises(ProviderUnavailableError, match="0.2s deadline"):
+        Reranker(chain).rerank("reset", ["reset password", "cat"])
+    assert time.monotonic() - started < 0.9
+    assert Reranker(FallbackScorer([KeywordScorer()], deadline=5)).rerank("reset", ["cat", "reset"])[0].index == 1

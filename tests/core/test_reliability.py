@@ -112,3 +112,15 @@ def test_a_trickling_answer_is_bounded_by_the_timeout_as_a_whole() -> None:
         scorer = HTTPRerankScorer(server.url, timeout=0.3, max_retries=0)
         with pytest.raises(ProviderUnavailableError, match="timeout"):
             scorer.score("q", ["a"])
+
+
+def test_a_lone_surrogate_is_sent_as_a_replacement_character_and_cached_as_given() -> None:
+    from rerank_kit import LRUScoreCache
+
+    with LoopbackServer(tei_handler()) as server:
+        reranker = Reranker(HTTPRerankScorer(server.url), cache=LRUScoreCache(), top_n=None)
+        texts = ["reset \ud800 password", "cat"]
+        first = reranker.rerank("reset \udfff", texts)
+        assert reranker.rerank("reset \udfff", texts) == first
+        assert reranker.cache.hits == 2
+        assert server.requests[0].json["texts"][0] == "reset \ufffd password"

@@ -16,7 +16,13 @@ from rerank_kit._optional import require
 from rerank_kit.errors import ProviderAuthError, ProviderResponseError
 from rerank_kit.options import ApiKey, RequestOptions, api_key_field, client_field
 from rerank_kit.scorers.remote.base import RemoteBase
-from rerank_kit.scorers.remote.support import TransientProviderError, error_for_status, parse_retry_after, redact
+from rerank_kit.scorers.remote.support import (
+    TransientProviderError,
+    error_for_status,
+    parse_retry_after,
+    redact,
+    wire_text,
+)
 from rerank_kit.scorers.llm import parsing
 from rerank_kit.scorers.llm import prompts
 
@@ -180,6 +186,7 @@ class ClaudeScorer(RemoteBase):
         return self._run_sync(self.ascore(query, texts))
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        query, texts = wire_text(query), [wire_text(text) for text in texts]
         tally = _Tally()
         deadline = self._deadline()
         try:

@@ -28,6 +28,7 @@ from rerank_kit.scorers.remote.support import (
     TransientProviderError,
     redact_error,
     resolve_key,
+    wire_text,
 )
 
 T = TypeVar("T")
@@ -204,6 +205,7 @@ class RemoteScorer(RemoteBase):
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         if not self._uses_sync_client():
             return self._run_sync(self.ascore(query, texts))
+        query, texts = wire_text(query), [wire_text(text) for text in texts]
         chunks = self._chunks(query, texts)
         answers = [self._sync_call(lambda c=c: self._send(query, list(texts[c.start : c.stop]))) for c in chunks]
         return self._merged(texts, chunks, answers)
@@ -217,6 +219,7 @@ class RemoteScorer(RemoteBase):
             raise self._redacted(self._unexpected(exc)) from None
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        query, texts = wire_text(query), [wire_text(text) for text in texts]
         chunks = self._chunks(query, texts)
         deadline = self._deadline()
 

@@ -7,6 +7,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import threading
 import time
 import weakref
@@ -60,6 +61,14 @@ def resolve_key(api_key: Any, env_vars: tuple[str, ...]) -> Secret | None:
         if os.environ.get(name):
             return Secret(os.environ[name])
     return None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def wire_text(text: str) -> str:
+    """``text`` as it can be sent as UTF-8 JSON: a lone surrogate (no character on its own) becomes U+FFFD."""
+    return _LONE_SURROGATE.sub("\ufffd", text) if _LONE_SURROGATE.search(text) else text
 
 
 def redact_error(error: ProviderError, secret: Secret | None) -> ProviderError:

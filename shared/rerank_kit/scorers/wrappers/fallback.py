@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Optional, TypeVar
 
 from pydantic import Field
 
 from rerank_kit.errors import ProviderError, ProviderUnavailableError
 from rerank_kit.options import BackendOptions
 from rerank_kit.scorer import ScoreRequest, Scorer
+from rerank_kit.scorers.remote.io_loop import run_sync
 
 T = TypeVar("T")
 
@@ -20,6 +22,9 @@ class FallbackOptions(BackendOptions):
     positional = ("scorers",)
 
     scorers: list[Any] = Field(exclude=True, description="Scorers or rerankers, tried in order.")
+    deadline: Optional[float] = Field(
+        default=None, gt=0, description="Seconds the whole chain may take, fallbacks included; None: no limit."
+    )
 
 
 def as_scorer(item: Any, position: int) -> Scorer:
@@ -38,15 +43,18 @@ class FallbackScorer(Scorer):
     A scorer is skipped when it raises a :class:`~rerank_kit.ProviderError` (after its own retries: outage,
     rate limit, auth, rejected request, malformed answer); any other error (bad input, a bug) propagates.
     Each result says which scorer produced it (``score_many_traced``; the adapters put it in metadata as
-    ``reranker_backend``); ``last_scorer_name`` and ``last_failures`` describe the most recent call only; ``usage`` records the answering scorer's reported usage. When every scorer fails,
+    ``reranker_backend``); ``last_scorer_name`` and ``last_failures`` describe the most recent call only;
+    ``usage`` records the answering scorer's reported usage. ``deadline`` bounds the whole chain, fallbacks
+    included. When every scorer fails,
     a :class:`~rerank_kit.ProviderUnavailableError` lists each failure. Scores are not cached by default
     (different scorers use different scales).
     """
 
     Options = FallbackOptions
 
-    def __init__(self, scorers: Sequence[Any]) -> None:
+    def __init__(self, scorers: Sequence[Any], *, deadline: float | None = None) -> None:
         super().__init__()
+        self.deadline = FallbackOptions(scorers=[], deadline=deadline).deadline
         if isinstance(scorers, (str, bytes)) or not isinstance(scorers, Sequence) or not scorers:
             raise ValueError("FallbackScorer needs a list of at least one scorer")
         self.scorers = [as_scorer(item, position) for position, item in enumerate(scorers)]
@@ -60,13 +68,17 @@ class FallbackScorer(Scorer):
     @classmethod
     def from_options(cls, options: FallbackOptions) -> FallbackScorer:
         """The chain for validated ``options``."""
-        return cls(options.scorers)
+        return cls(options.scorers, deadline=options.deadline)
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        if self.deadline is not None:
+            return run_sync(self.ascore(query, texts))
         return self._first(lambda scorer: scorer.score(query, texts))
 
     def score_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
         """Scores and the name of the scorer in the chain that produced them (safe under concurrency)."""
+        if self.deadline is not None:
+            return run_sync(self.ascore_many_traced(requests))
         return self._first(lambda scorer: scorer.score_many_traced(requests))
 
     async def ascore_many_traced(self, requests: Sequence[ScoreRequest]) -> tuple[list[list[float]], str]:
@@ -81,6 +93,8 @@ class FallbackScorer(Scorer):
             await scorer.aclose()
 
     def score_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        if self.deadline is not None:
+            return run_sync(self.ascore_many(requests))
         return self._first(lambda scorer: scorer.score_many(requests))
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
@@ -102,6 +116,16 @@ class FallbackScorer(Scorer):
         raise self._all_failed(failures)
 
     async def _afirst(self, run: Callable[[Scorer], Awaitable[T]]) -> T:
+        if self.deadline is None:
+            return await self._afirst_unbounded(run)
+        try:
+            return await asyncio.wait_for(self._afirst_unbounded(run), self.deadline)
+        except asyncio.TimeoutError:
+            raise ProviderUnavailableError(
+                "fallback", f"no scorer answered within the {self.deadline}s deadline"
+            ) from None
+
+    async def _afirst_unbounded(self, run: Callable[[Scorer], Awaitable[T]]) -> T:
         failures: list[ProviderError] = []
         for scorer in self.scorers:
             usage_before = scorer.usage.total
