@@ -51,33 +51,47 @@ class TwoStageRetriever(BaseRetriever):
     _first_stage: BaseRetriever = PrivateAttr()
 
     def model_post_init(self, context: object, /) -> None:
+        self._two_stage, self._first_stage = self._stages(self.k, self.candidates)
+
+    def _stages(self, k: int, candidates: Optional[int]) -> tuple[TwoStage, BaseRetriever]:
+        """The rerank stage for ``k`` results and the first stage configured to fetch its candidates."""
         reranker = self.reranker.reranker if isinstance(self.reranker, BaseRerank) else self.reranker
         embed = self.embeddings.embed_documents if self.embeddings is not None else None
-        self._two_stage = TwoStage(
+        two_stage = TwoStage(
             reranker,
-            k=self.k,
-            candidates=self.candidates,
+            k=k,
+            candidates=candidates,
             mmr_lambda=self.mmr_lambda,
             embed=embed,
             passage_size=self.passage_size,
             passage_overlap=self.passage_overlap,
         )
-        self._first_stage = with_candidate_count(self.retriever, self._two_stage.candidates)
+        return two_stage, with_candidate_count(self.retriever, two_stage.candidates)
+
+    def _for_call(self, k: Optional[int]) -> tuple[TwoStage, BaseRetriever]:
+        """The stages for one call: ``invoke(query, k=...)`` overrides ``k`` (and the default candidate count)."""
+        if k is None or k == self.k:
+            return self._two_stage, self._first_stage
+        return self._stages(k, self.candidates if self.candidates is None or self.candidates >= k else k)
 
     @property
     def candidate_count(self) -> int:
         """How many candidates the first stage is asked for."""
         return self._two_stage.candidates
 
-    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        found = self._first_stage.invoke(query, config={"callbacks": run_manager.get_child()})
-        return _documents(self._two_stage.rank(query, _candidates(found)))
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun, k: Optional[int] = None
+    ) -> list[Document]:
+        two_stage, first_stage = self._for_call(k)
+        found = first_stage.invoke(query, config={"callbacks": run_manager.get_child()})
+        return _documents(two_stage.rank(query, _candidates(found)))
 
     async def _aget_relevant_documents(
-        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
+        self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun, k: Optional[int] = None
     ) -> list[Document]:
-        found = await self._first_stage.ainvoke(query, config={"callbacks": run_manager.get_child()})
-        return _documents(await self._two_stage.arank(query, _candidates(found)))
+        two_stage, first_stage = self._for_call(k)
+        found = await first_stage.ainvoke(query, config={"callbacks": run_manager.get_child()})
+        return _documents(await two_stage.arank(query, _candidates(found)))
 
 
 class FusionRetriever(BaseRetriever):
