@@ -8,11 +8,11 @@ their ``<Name>Rerank`` classes from the row, the CLI parses ``KIND[:VALUE]`` spe
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Optional
 
+from rerank_kit._optional import installed
 from rerank_kit.options import BackendOptions
 from rerank_kit.scorer import Scorer
 
@@ -67,7 +67,7 @@ class Backend:
     @property
     def installed(self) -> bool:
         """Whether every module the backend needs can be imported."""
-        return all(_importable(module) for module in self.requires)
+        return all(installed(module) for module in self.requires)
 
     @property
     def install_command(self) -> str:
@@ -127,6 +127,12 @@ def backend_named(name: str) -> Backend:
     raise KeyError(name)
 
 
+def backend_for_scorer(scorer_class: type) -> Backend | None:
+    """The registry row of ``scorer_class`` (or of the registered class it derives from), or ``None``."""
+    names = {cls.__module__ + ":" + cls.__qualname__ for cls in scorer_class.__mro__}
+    return next((backend for backend in BACKENDS if backend.scorer_path in names), None)
+
+
 def backend_for_rerank_class(rerank_class: str) -> Backend | None:
     """The backend behind an adapter class name, or ``None``."""
     return next((backend for backend in BACKENDS if backend.rerank_class == rerank_class), None)
@@ -140,10 +146,3 @@ def cli_backends() -> list[Backend]:
 def available_backends() -> list[dict[str, Any]]:
     """Every backend with whether it is installed, its install command, default model and key variables."""
     return [backend.row() for backend in BACKENDS]
-
-
-def _importable(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False

@@ -119,6 +119,7 @@ class ConfiguredScorer(Scorer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
+        self._check_installed()
         self.options = self.Options.from_call(args, kwargs)
         self._configure(self.options)
 
@@ -127,6 +128,7 @@ class ConfiguredScorer(Scorer):
         """The scorer for validated ``options`` (what the adapters call)."""
         scorer = cls.__new__(cls)
         Scorer.__init__(scorer)
+        scorer._check_installed()
         scorer.options = options
         scorer._configure(options)
         return scorer
@@ -134,6 +136,15 @@ class ConfiguredScorer(Scorer):
     @classmethod
     def default_model_name(cls) -> str | None:
         return cls.Options.default("model") if "model" in cls.Options.model_fields else None
+
+    def _check_installed(self) -> None:
+        """Fail at construction, naming the extra, when the backend's dependencies are missing."""
+        from rerank_kit._optional import ensure_installed
+        from rerank_kit.backends import backend_for_scorer
+
+        backend = backend_for_scorer(type(self))
+        if backend is not None:
+            ensure_installed(backend.requires, backend.extra)
 
     def _configure(self, options: Any) -> None:
         """Check option combinations and set up what the options imply (clients, limits)."""

@@ -80,3 +80,20 @@ def test_cli_specs_come_from_the_registry() -> None:
         assert parse_spec(f"{backend.name}:x").kind == backend.name
     with pytest.raises(ValueError, match="use one of: none, cross-encoder"):
         parse_spec("acme:model")
+
+
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b.requires], ids=lambda backend: backend.rerank_class)
+def test_a_missing_extra_is_named_at_construction_not_first_call(backend, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, backend.requires[0], None)
+    with pytest.raises(ImportError, match=f'pip install "rerank-kit\\[{backend.extra}\\]"'):
+        backend.scorer_class()
+
+
+@pytest.mark.parametrize(("package", "module", "extra"), [
+    ("langchain_rerankers", "langchain_core", "langchain"),
+    ("llamaindex_rerankers", "llama_index.core", "llamaindex"),
+])
+def test_importing_an_adapter_without_its_framework_names_the_extra(package, module, extra) -> None:
+    code = f"import sys; sys.modules[{module!r}] = None; import {package}"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and f'pip install "rerank-kit[{extra}]"' in done.stderr

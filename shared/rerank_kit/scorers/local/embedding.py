@@ -15,7 +15,7 @@ from typing import Any, Optional
 from pydantic import Field
 
 from rerank_kit import model_registry
-from rerank_kit._optional import require
+from rerank_kit._optional import ensure_installed, require
 from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
@@ -74,6 +74,7 @@ class EmbeddingScorer(Scorer):
         if model == OFFLINE_MODEL:
             model = offline_model_path()
         if isinstance(model, str):
+            ensure_installed(("sentence_transformers", "torch"), "embedding")
             if not model.strip():
                 raise ValueError("model must be a hub model name, a local path or an embed(texts) callable")
         elif not callable(model):
