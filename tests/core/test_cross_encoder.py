@@ -123,11 +123,10 @@ def test_missing_model_fails_without_downloading(tmp_path):
         scorer.score(QUERY, TEXTS)
 
 
-def test_missing_extra_names_the_install_command(tmp_path, monkeypatch):
+def test_missing_extra_names_the_install_command_at_construction(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
-    scorer = CrossEncoderScorer(str(tmp_path / "model-not-loaded-yet"))
     with pytest.raises(ImportError, match=r'pip install "rerank-kit\[cross-encoder\]"'):
-        scorer.score(QUERY, TEXTS)
+        CrossEncoderScorer(str(tmp_path / "model-not-loaded-yet"))
 
 
 @pytest.mark.parametrize(
