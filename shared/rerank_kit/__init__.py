@@ -6,6 +6,7 @@ from rerank_kit._lazy import lazy_exports
 from rerank_kit.backends import BACKENDS, CORE_EXPORTS, available_backends
 from rerank_kit.cache import LRUScoreCache, SQLiteScoreCache
 from rerank_kit.errors import (
+    ModelLoadError,
     ProviderAuthError,
     ProviderError,
     ProviderRateLimitError,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_TOP_N",
     "available_backends",
     "LRUScoreCache",
+    "ModelLoadError",
     "ProviderAuthError",
     "ProviderError",
     "ProviderRateLimitError",

@@ -11,6 +11,10 @@ class ScorerError(RerankError):
     """A scorer returned something unusable (wrong count, NaN, ...)."""
 
 
+class ModelLoadError(RerankError, OSError):
+    """A local model could not be loaded; the message names the model and what to do."""
+
+
 class ProviderError(RerankError):
     """A remote provider (Cohere, Voyage, a /rerank server, Anthropic) failed.
 

