@@ -16,6 +16,10 @@ RETRIEVAL_SCORE_KEY = "retrieval_score"
 FUSION_SCORE_KEY = "fusion_score"
 RERANK_FAILED_KEY = "rerank_failed"
 RERANK_ERROR_KEY = "rerank_error"
+RERANK_LATENCY_KEY = "rerank_latency_ms"
+CACHE_HIT_KEY = "rerank_cache_hit"
+#: Facts of one call (they differ between otherwise identical calls).
+PER_CALL_KEYS = (RERANK_LATENCY_KEY, CACHE_HIT_KEY)
 #: Every key rerank-kit may add; LlamaIndex keeps them out of the text the LLM and embeddings see.
 ADDED_KEYS = (
     RELEVANCE_SCORE_KEY,
@@ -26,6 +30,8 @@ ADDED_KEYS = (
     FUSION_SCORE_KEY,
     RERANK_FAILED_KEY,
     RERANK_ERROR_KEY,
+    RERANK_LATENCY_KEY,
+    CACHE_HIT_KEY,
 )
 
 
@@ -34,9 +40,12 @@ def result_metadata(
     keep_retrieval_score: bool = False,
 ) -> dict[str, Any]:
     """A deep copy of ``metadata`` plus what the reranker adds for ``result`` (the input is never shared)."""
-    added: dict[str, Any] = {RELEVANCE_SCORE_KEY: result.score, ORIGINAL_INDEX_KEY: result.index}
+    added: dict[str, Any] = {RELEVANCE_SCORE_KEY: result.score, ORIGINAL_INDEX_KEY: result.index,
+                             CACHE_HIT_KEY: result.cached}
     if result.backend is not None:
         added[RERANKER_BACKEND_KEY] = result.backend
+    if result.latency_ms is not None:
+        added[RERANK_LATENCY_KEY] = round(result.latency_ms, 3)
     if keep_retrieval_score:
         added[RETRIEVAL_SCORE_KEY] = retrieval_score
     if result.error is not None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, get_args
 
@@ -13,6 +14,7 @@ from rerank_kit.errors import ProviderError, ScorerError
 from rerank_kit.options import DEFAULT_TOP_N, Normalize, OnError
 from rerank_kit.results import RerankResult
 from rerank_kit.scorer import Scorer
+from rerank_kit.tracing import span
 from rerank_kit.validation import check_query, check_texts, check_threshold, check_top_n
 
 __all__ = ["DEFAULT_TOP_N", "Normalize", "OnError", "Reranker"]
@@ -92,44 +94,56 @@ class Reranker:
 
     def rerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
         """Rank several (query, texts) requests at once; local scorers pack them into shared batches."""
+        started = time.perf_counter()
         plans = [_Plan(query, texts, self) for query, texts in requests]
         pending = [plan for plan in plans if plan.missing]
         backend = self.scorer.name
-        if pending:
-            try:
-                scored, backend = self.scorer.score_many_traced([(plan.query, plan.missing) for plan in pending])
-            except ProviderError as error:
-                return self._kept_order(plans, error)
-            for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
-                plan.fill(scores, self)
-        return [plan.results(self, backend) for plan in plans]
+        with self._span(plans, pending):
+            if pending:
+                try:
+                    scored, backend = self.scorer.score_many_traced([(plan.query, plan.missing) for plan in pending])
+                except ProviderError as error:
+                    return self._kept_order(plans, error, started)
+                for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
+                    plan.fill(scores, self)
+        return [plan.results(self, backend, _elapsed_ms(started)) for plan in plans]
 
     async def arerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
+        started = time.perf_counter()
         plans = [_Plan(query, texts, self) for query, texts in requests]
         pending = [plan for plan in plans if plan.missing]
         backend = self.scorer.name
-        if pending:
-            try:
-                scored, backend = await self.scorer.ascore_many_traced(
-                    [(plan.query, plan.missing) for plan in pending]
-                )
-            except ProviderError as error:
-                return self._kept_order(plans, error)
-            for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
-                plan.fill(scores, self)
-        return [plan.results(self, backend) for plan in plans]
+        with self._span(plans, pending):
+            if pending:
+                try:
+                    scored, backend = await self.scorer.ascore_many_traced(
+                        [(plan.query, plan.missing) for plan in pending]
+                    )
+                except ProviderError as error:
+                    return self._kept_order(plans, error, started)
+                for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
+                    plan.fill(scores, self)
+        return [plan.results(self, backend, _elapsed_ms(started)) for plan in plans]
 
-    def order(self, scores: Sequence[float], backend: str | None = None) -> list[RerankResult]:
+    def _span(self, plans: Sequence[_Plan], pending: Sequence[_Plan]) -> Any:
+        """The OpenTelemetry span of one call (a no-op without the ``otel`` extra)."""
+        return span("rerank_kit.rerank", backend=self.scorer.name, queries=len(plans),
+                    texts=sum(len(plan.slot_of) for plan in plans),
+                    scored=sum(len(plan.missing) for plan in pending), top_n=self.top_n)
+
+    def order(self, scores: Sequence[float], backend: str | None = None, cached: Sequence[bool] = (),
+              latency_ms: float | None = None) -> list[RerankResult]:
         """Apply normalization, stable descending sort, threshold and top_n to ready scores."""
         values = _normalized(scores, self.normalize)
         ranked = sorted(range(len(values)), key=lambda i: -values[i])
-        results = [RerankResult(index=i, score=values[i], backend=backend) for i in ranked]
+        results = [RerankResult(index=i, score=values[i], backend=backend, cached=bool(cached and cached[i]),
+                                latency_ms=latency_ms) for i in ranked]
         if self.score_threshold is not None:
             results = [r for r in results if r.score >= self.score_threshold]
         return results if self.top_n is None else results[: self.top_n]
 
-    def _kept_order(self, plans: Sequence[_Plan], error: ProviderError) -> list[list[RerankResult]]:
+    def _kept_order(self, plans: Sequence[_Plan], error: ProviderError, started: float) -> list[list[RerankResult]]:
         """The input order for every request (``on_error="keep_order"``), or ``error`` raised again."""
         if self.on_error == "raise":
             raise error
@@ -138,7 +152,8 @@ class Reranker:
         kept = []
         for plan in plans:
             n = len(plan.slot_of)
-            results = [RerankResult(index=i, score=(n - i) / n, error=reason) for i in range(n)]
+            results = [RerankResult(index=i, score=(n - i) / n, error=reason, latency_ms=_elapsed_ms(started))
+                       for i in range(n)]
             kept.append(results if self.top_n is None else results[: self.top_n])
         return kept
 
@@ -163,6 +178,7 @@ class _Plan:
         self.keys = cache_keys(key, self.query, self.distinct) if cache is not None and key else None
         if self.keys is not None and cache is not None:
             self.scores = cache.get_many(self.keys)
+        self.cached = [score is not None for score in self.scores]
         self.missing = [text for text, score in zip(self.distinct, self.scores) if score is None]
 
     def fill(self, scores: Sequence[float], reranker: Reranker) -> None:
@@ -172,8 +188,13 @@ class _Plan:
         if self.keys is not None and reranker.cache is not None:
             reranker.cache.put_many([(self.keys[slot], self.scores[slot]) for slot in missing_slots])
 
-    def results(self, reranker: Reranker, backend: str | None) -> list[RerankResult]:
-        return reranker.order([self.scores[slot] for slot in self.slot_of], backend)
+    def results(self, reranker: Reranker, backend: str | None, latency_ms: float) -> list[RerankResult]:
+        return reranker.order([self.scores[slot] for slot in self.slot_of], backend,
+                              [self.cached[slot] for slot in self.slot_of], latency_ms)
+
+
+def _elapsed_ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _resolve_cache(scorer: Scorer, cache: ScoreCache | bool | None) -> ScoreCache | None:

@@ -12,6 +12,7 @@ from unittest import mock
 
 import pytest
 
+from rerank_kit.metadata import PER_CALL_KEYS
 from tests.api_servers import SECRET_KEY
 from tests.contract.cases import (
     CASES, CORPUS, FRAMEWORKS, QUERY, Env, Servers, contract_cases, contract_rerank_classes,
@@ -80,7 +81,8 @@ async def test_results_are_new_objects_best_first_with_score_metadata(env, case,
             assert metadata["relevance_score"] == pytest.approx(case.expected_score(QUERY, fw.scored_text(original)))
         assert (fw.key(result), fw.text(result)) == (fw.key(original), fw.text(original))
         given = {key: value for key, value in fw.metadata(original).items() if key != "relevance_score"}
-        assert set(metadata) == {*given, "relevance_score", "original_index", "reranker_backend"}
+        assert set(metadata) == {*given, "relevance_score", "original_index", "reranker_backend", *PER_CALL_KEYS}
+        assert type(metadata["rerank_cache_hit"]) is bool and metadata["rerank_latency_ms"] >= 0
         assert {key: metadata[key] for key in given} == given
 
 

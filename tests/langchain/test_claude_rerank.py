@@ -31,7 +31,8 @@ def test_documents_come_back_in_the_models_order_with_rank_scores(serve, documen
     out = rerank(server, top_n=2).compress_documents(documents, QUERY)
     assert [d.id for d in out] == ["doc-1", "doc-2"]
     assert out[0].metadata == {"source": "kb/1", "relevance_score": 1.0, "original_index": 1,
-                               "reranker_backend": "claude-haiku-5-5"}
+                               "reranker_backend": "claude-haiku-5-5", "rerank_cache_hit": False,
+                               "rerank_latency_ms": out[0].metadata["rerank_latency_ms"]}
     assert out[1].metadata["relevance_score"] == 0.75
     assert api.passages_in(server.requests[0]) == [d.page_content for d in documents]
 

@@ -47,7 +47,9 @@ def test_keep_retrieval_score_copies_instead_of_mutating(nodes):
         nodes, query_str="python keyerror"
     )
     assert out[0].node.metadata == {"source": "kb/1", "retrieval_score": 0.4, "relevance_score": 2.0,
-                                    "original_index": 1, "reranker_backend": "KeywordScorer"}
+                                    "original_index": 1, "reranker_backend": "KeywordScorer",
+                                    "rerank_cache_hit": False,
+                                    "rerank_latency_ms": out[0].node.metadata["rerank_latency_ms"]}
     assert "retrieval_score" not in out[0].node.get_content(metadata_mode=MetadataMode.EMBED)
     assert [n.model_dump() for n in nodes] == [n.model_dump() for n in before]
 
