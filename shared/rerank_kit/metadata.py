@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rerank_kit.results import RerankResult
@@ -52,3 +52,18 @@ def result_metadata(
         added[RERANK_FAILED_KEY] = True
         added[RERANK_ERROR_KEY] = result.error
     return {**copy.deepcopy(dict(metadata)), **added}
+
+
+def call_facts(results: Sequence[RerankResult], n_in: int, scorer_name: str, usage: Mapping[str, Any]) -> dict[str, Any]:
+    """One rerank call in a few numbers, for traces and events: backend, counts, latency, cache hits, usage."""
+    first = results[0] if results else None
+    return {
+        "backend": first.backend if first is not None and first.backend else scorer_name,
+        "model": scorer_name,
+        "documents_in": n_in,
+        "documents_out": len(results),
+        "latency_ms": None if first is None else first.latency_ms,
+        "cache_hits": sum(1 for result in results if result.cached),
+        "failed": first is not None and first.error is not None,
+        "usage": dict(usage),
+    }
