@@ -46,14 +46,15 @@ class BaseRerank(RerankerModel, BaseNodePostprocessor):
     ) -> List[NodeWithScore]:
         query, texts, positions = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
-            return finish(at_positions(self.reranker.rerank(query, texts), positions))
+            return finish(self._ranked_nodes(nodes, at_positions(self.reranker.rerank(query, texts), positions)))
 
     async def _apostprocess_nodes(
         self, nodes: List[NodeWithScore], query_bundle: Optional[QueryBundle] = None
     ) -> List[NodeWithScore]:
         query, texts, positions = self._inputs(nodes, query_bundle)
         with self._events(nodes, query_bundle) as finish:
-            return finish(at_positions(await self.reranker.arerank(query, texts), positions))
+            results = at_positions(await self.reranker.arerank(query, texts), positions)
+            return finish(self._ranked_nodes(nodes, results))
 
     def _inputs(
         self, nodes: Sequence[NodeWithScore], query_bundle: Optional[QueryBundle]
@@ -77,8 +78,9 @@ class BaseRerank(RerankerModel, BaseNodePostprocessor):
             texts.append(text)
         return query_bundle.query_str, texts, positions
 
-    def _events(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> "_RerankEvents":
-        return _RerankEvents(self, nodes, query_bundle)
+    def _events(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> RerankEvents:
+        top_n = self.top_n if self.top_n is not None else len(nodes)
+        return RerankEvents(self.callback_manager, self._scorer.name, top_n, nodes, query_bundle)
 
     def _ranked_nodes(self, nodes: Sequence[NodeWithScore], results: Sequence[RerankResult]) -> List[NodeWithScore]:
         return [NodeWithScore(node=self._result_node(nodes[r.index], r), score=r.score) for r in results]
@@ -113,31 +115,29 @@ def _with_keys(keys: Sequence[str], added: Sequence[str]) -> list[str]:
     return [*keys, *(key for key in added if key not in keys)]
 
 
-class _RerankEvents:
-    """Emits the ReRankStart/End dispatcher events and the RERANKING callback event around one call."""
+class RerankEvents:
+    """Emits the ReRankStart/End dispatcher events and the RERANKING callback event around one rerank call."""
 
-    def __init__(self, owner: BaseRerank, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> None:
-        self.owner, self.nodes, self.query_bundle = owner, nodes, query_bundle
+    def __init__(self, callback_manager: Any, model_name: str, top_n: int, nodes: List[NodeWithScore],
+                 query_bundle: QueryBundle) -> None:
+        self.callback_manager, self.model_name, self.top_n = callback_manager, model_name, top_n
+        self.nodes, self.query_bundle = nodes, query_bundle
 
     def __enter__(self) -> Any:
-        owner = self.owner
-        top_n = owner.top_n if owner.top_n is not None else len(self.nodes)
-        dispatcher.event(
-            ReRankStartEvent(query=self.query_bundle, nodes=self.nodes, top_n=top_n, model_name=owner._scorer.name)
-        )
-        self._callback = owner.callback_manager.event(
+        dispatcher.event(ReRankStartEvent(query=self.query_bundle, nodes=self.nodes, top_n=self.top_n,
+                                          model_name=self.model_name))
+        self._callback = self.callback_manager.event(
             CBEventType.RERANKING,
             payload={
                 EventPayload.NODES: self.nodes,
-                EventPayload.MODEL_NAME: owner._scorer.name,
+                EventPayload.MODEL_NAME: self.model_name,
                 EventPayload.QUERY_STR: self.query_bundle.query_str,
-                EventPayload.TOP_K: top_n,
+                EventPayload.TOP_K: self.top_n,
             },
         )
         event = self._callback.__enter__()
 
-        def finish(results: Sequence[RerankResult]) -> List[NodeWithScore]:
-            new_nodes = owner._ranked_nodes(self.nodes, results)
+        def finish(new_nodes: List[NodeWithScore]) -> List[NodeWithScore]:
             event.on_end(payload={EventPayload.NODES: new_nodes})
             dispatcher.event(ReRankEndEvent(nodes=new_nodes))
             return new_nodes

@@ -16,7 +16,7 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.callbacks import CallbackManager
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle
 
-from llamaindex_rerankers.base import BaseRerank, copy_with_metadata
+from llamaindex_rerankers.base import BaseRerank, RerankEvents, copy_with_metadata
 from rerank_kit import DEFAULT_TOP_N, Scorer
 from rerank_kit.pipeline.fusion import DEFAULT_RRF_K, check_fusion_settings
 from rerank_kit.pipeline.two_stage import PIPELINE_METADATA_KEYS, Candidate, Ranked, TwoStage, fuse_candidates
@@ -29,7 +29,7 @@ class TwoStageRetriever(BaseRetriever):
     ``reranker`` is a rerank-kit postprocessor (its threshold, normalization, cache and metadata mode
     apply; its ``top_n`` is replaced by ``k``) or a ``rerank_kit.Scorer``. ``candidates`` defaults to
     ``max(4 * k, 20)``; it is applied to retrievers with a ``similarity_top_k`` (vector indexes, BM25) or
-    a :class:`FusionRetriever`, others are used as configured. Nodes with the same id are one candidate.
+    a :class:`FusionRetriever`, others are used as configured. Nodes with the same scored text are one candidate.
     Each result's score is the rerank score and its node is a copy whose metadata adds ``relevance_score``,
     ``original_index``, ``rerank_model`` and ``retrieval_score`` (hidden from the LLM and embedding text).
     ``mmr_lambda`` (1 = relevance only) diversifies the results using the nodes' embeddings, else
@@ -76,11 +76,18 @@ class TwoStageRetriever(BaseRetriever):
 
     def _retrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         found = self._first_stage.retrieve(query_bundle)
-        return _nodes(self._two_stage.rank(query_bundle.query_str, self._candidates(found)))
+        with self._events(found, query_bundle) as finish:
+            return finish(_nodes(self._two_stage.rank(query_bundle.query_str, self._candidates(found))))
 
     async def _aretrieve(self, query_bundle: QueryBundle) -> List[NodeWithScore]:
         found = await self._first_stage.aretrieve(query_bundle)
-        return _nodes(await self._two_stage.arank(query_bundle.query_str, self._candidates(found)))
+        with self._events(found, query_bundle) as finish:
+            return finish(_nodes(await self._two_stage.arank(query_bundle.query_str, self._candidates(found))))
+
+    def _events(self, nodes: List[NodeWithScore], query_bundle: QueryBundle) -> RerankEvents:
+        """The rerank events of one retrieval, as LlamaIndex's own rerankers emit them."""
+        return RerankEvents(self.callback_manager, self._two_stage.scorer.name, self._two_stage.k, nodes,
+                            query_bundle)
 
     def _candidates(self, nodes: Sequence[NodeWithScore]) -> list[Candidate[NodeWithScore]]:
         candidates = []

@@ -172,3 +172,20 @@ def test_nodes_with_the_same_text_are_one_candidate_as_in_langchain(keyword_scor
     retriever = TwoStageRetriever(ListRetriever([NODES[1], copy_of_password, NODES[2]], 3), keyword_scorer, k=3)
 
     assert _ids(retriever.retrieve(QUERY)) == ["password", "rules"]
+
+
+def test_the_two_stage_retriever_emits_the_rerank_events(keyword_scorer: KeywordScorer) -> None:
+    from llama_index.core.instrumentation import get_dispatcher
+
+    from tests.llamaindex.test_cross_encoder_rerank import _Recorder
+
+    recorder = _Recorder(events=[])
+    get_dispatcher().add_event_handler(recorder)
+    try:
+        results = TwoStageRetriever(ListRetriever(NODES, 4), keyword_scorer, k=2).retrieve(QUERY)
+    finally:
+        get_dispatcher().event_handlers.remove(recorder)
+    start, end = [e for e in recorder.events if "ReRank" in e.class_name()]
+    assert (start.class_name(), end.class_name()) == ("ReRankStartEvent", "ReRankEndEvent")
+    assert start.top_n == 2 and start.model_name == "KeywordScorer" and len(start.nodes) == 4
+    assert end.nodes == results
