@@ -120,11 +120,15 @@ def test_eval_errors_are_one_line(dataset: Path, tmp_path: Path, capsys: pytest.
     assert main(["eval", str(dataset), "-r", f"cross-encoder:{missing_model}", "--no-progress", "--out",
                  str(tmp_path)]) == 1
 
-    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("rerank-kit:")]
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if line.startswith("rerank-kit:")]
     assert errors[0].startswith("rerank-kit: error: unknown reranker 'bogus'")
     assert "corpus.jsonl not found" in errors[1]
-    assert errors[2].startswith(f"rerank-kit: error: cross-encoder:{missing_model} failed:")
+    assert errors[2] == (f"rerank-kit: error: 1 reranker(s) failed: cross-encoder:{missing_model} "
+                         "(the others were evaluated and written)")
     assert len(errors) == 3
+    failed_row = next(line for line in captured.out.splitlines() if line.startswith(f"cross-encoder:{missing_model}"))
+    assert "failed" in failed_row and "no-such-model" in failed_row
 
 
 def test_specs_parse_kinds_and_keep_colons_in_values() -> None:
@@ -223,3 +227,48 @@ def test_usage_reported_by_a_backend_is_shown_per_query(dataset: Path, run_file:
     (row,) = evaluate(data, first_stage, [Contender("billed", Billed())], progress=False)
 
     assert row.usage_per_query == {"search_units": 1.0, "tokens": 25.0}  # (3 + 2 candidates) * 10 / 2 queries
+
+
+def test_eval_never_loses_work_when_a_reranker_fails(dataset: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    code = main(["eval", str(dataset), "--no-progress", "--out", str(out), "-r", "cohere:rerank-v3.5",
+                 "-r", "embedding:offline", "--save-runs"])
+    assert code == 1
+    rows = {row["reranker"]: row for row in json.loads((out / "results.json").read_text())["rows"]}
+    assert rows["cohere:rerank-v3.5"]["error"].startswith("Cohere API key missing")
+    assert rows["cohere:rerank-v3.5"]["ndcg_at_10"] is None
+    assert rows["embedding:offline"]["error"] is None and rows["embedding:offline"]["ndcg_at_10"] > 0
+    assert set(rows["embedding:offline"]["rankings"]) == {"q1", "q2"}
+    assert sorted(path.name for path in (out / "runs").iterdir()) == ["embedding_offline.trec", "none.trec"]
+    assert "Evaluated 2 of 2 judged queries" in capsys.readouterr().out
+
+
+def test_save_runs_writes_trec_files_that_eval_reads_back(dataset: Path, run_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = _eval(dataset, out, "--run", str(run_file), "--save-runs")
+    again = _eval(dataset, tmp_path / "again", "--run", str(out / "runs" / "none.trec"))
+    assert again["rows"][0]["ndcg_at_10"] == pytest.approx(first["rows"][0]["ndcg_at_10"])
+    assert first["rows"][0]["rankings"]["q1"] == ["d3", "d1", "d2"]
+
+
+@pytest.mark.parametrize("first_stage", ["dense:offline", "hybrid:offline"])
+def test_dense_and_hybrid_first_stages(dataset: Path, tmp_path: Path, first_stage: str) -> None:
+    results = _eval(dataset, tmp_path / "out", "--first-stage", first_stage, "--depth", "2")
+    assert results["settings"]["first_stage"] == first_stage
+    none = results["rows"][0]
+    assert none["rankings"]["q2"][0] == "d4" and all(len(docs) == 2 for docs in none["rankings"].values())
+
+
+def test_a_bad_first_stage_and_no_judged_queries_are_clear_errors(dataset: Path, tmp_path: Path, capsys) -> None:
+    assert main(["eval", str(dataset), "--first-stage", "dense", "--out", str(tmp_path)]) == 1
+    (dataset / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq9\td1\t1\n")
+    assert main(["eval", str(dataset), "--out", str(tmp_path)]) == 1
+    errors = capsys.readouterr().err.splitlines()
+    assert "--first-stage must be bm25, dense:MODEL or hybrid:MODEL" in errors[0]
+    assert "test.tsv:2" in errors[1] and "'q9'" in errors[1]
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.startswith("rerank-kit 0.")

@@ -25,10 +25,14 @@ FirstStage = dict[str, list[tuple[str, float]]]
 
 @dataclass(frozen=True)
 class Contender:
-    """One row of the comparison: a label and its scorer (``None`` keeps the first-stage order)."""
+    """One row of the comparison: a label and its scorer (``None`` keeps the first-stage order).
+
+    ``error`` says why a reranker could not even be built; it is reported as failed, the others still run.
+    """
 
     label: str
     scorer: Scorer | None
+    error: str | None = None
 
 
 @dataclass
@@ -45,6 +49,14 @@ class Row:
     queries: int
     warmup_s: float = 0.0
     usage_per_query: dict[str, float] = field(default_factory=dict)
+    #: Why this reranker failed (its metrics are then NaN); ``None`` when it ran.
+    error: str | None = None
+    #: Each query's ranked doc ids (written to the JSON and, with ``--save-runs``, as a TREC run).
+    rankings: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 def bm25_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int) -> FirstStage:
@@ -60,6 +72,42 @@ def bm25_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int)
         query_id: [(doc_ids[int(p)], float(s)) for p, s in zip(positions[row], scores[row])]
         for row, query_id in enumerate(query_ids)
     }
+
+
+def dense_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int, model: str) -> FirstStage:
+    """Top ``depth`` documents per query by embedding cosine over the whole corpus (a sentence-transformers model)."""
+    numpy = require("numpy", "embedding")
+    from rerank_kit.scorers.local.embedding import EmbeddingScorer
+
+    scorer = EmbeddingScorer(model)
+    doc_ids = list(dataset.corpus)
+    docs = _unit_rows(numpy.asarray(scorer.embed_texts([dataset.corpus[d] for d in doc_ids]), dtype="float32"))
+    queries = _unit_rows(numpy.asarray(scorer.embed_queries([dataset.queries[q] for q in query_ids]), dtype="float32"))
+    similarity = queries @ docs.T
+    k = min(depth, len(doc_ids))
+    stage = {}
+    for row, query_id in enumerate(query_ids):
+        best = numpy.argsort(-similarity[row], kind="stable")[:k]
+        stage[query_id] = [(doc_ids[int(i)], float(similarity[row, i])) for i in best]
+    return stage
+
+
+def hybrid_first_stage(dataset: BeirDataset, query_ids: Sequence[str], depth: int, model: str) -> FirstStage:
+    """Reciprocal rank fusion of the BM25 and dense first stages, top ``depth``."""
+    from rerank_kit.pipeline.fusion import reciprocal_rank_fusion
+
+    bm25 = bm25_first_stage(dataset, query_ids, depth)
+    dense = dense_first_stage(dataset, query_ids, depth, model)
+    return {
+        query_id: reciprocal_rank_fusion([[d for d, _ in bm25[query_id]], [d for d, _ in dense[query_id]]])[:depth]
+        for query_id in query_ids
+    }
+
+
+def _unit_rows(matrix: object) -> object:
+    numpy = require("numpy", "embedding")
+    norms = numpy.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / numpy.where(norms == 0, 1.0, norms)
 
 
 def load_trec_run(
@@ -117,13 +165,17 @@ def evaluate(
     rows = []
     for contender in contenders:
         scorer = contender.scorer
+        if contender.error is not None:
+            rows.append(_failed_row(contender.label, contender.error, recall_k, len(query_ids)))
+            continue
         try:
             warmup = _warm_up(scorer, dataset, first_stage) if scorer is not None else 0.0
             usage_before = {} if scorer is None else scorer.usage.total
             bar = tqdm(query_ids, desc=contender.label, file=sys.stderr, disable=not progress, leave=False)
             rankings, latencies = _rerank_all(scorer, dataset, first_stage, bar)
-        except (RerankError, OSError, ValueError) as exc:
-            raise RerankError(f"{contender.label} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from exc
+        except (RerankError, OSError, ValueError, ImportError) as exc:
+            rows.append(_failed_row(contender.label, one_line(exc), recall_k, len(query_ids)))
+            continue
         quality = ranx_metrics(dataset, rankings, recall_k)
         rows.append(
             Row(
@@ -137,9 +189,22 @@ def evaluate(
                 queries=len(query_ids),
                 warmup_s=warmup,
                 usage_per_query=_usage_per_query(scorer, usage_before, len(query_ids)),
+                rankings=rankings,
             )
         )
     return rows
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one line: its first line, or its type when it has no message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _failed_row(label: str, error: str, recall_k: int, queries: int) -> Row:
+    nan = float("nan")
+    return Row(reranker=label, ndcg_at_10=nan, mrr_at_10=nan, recall_at_k=nan, recall_k=recall_k, p50_ms=nan,
+               p95_ms=nan, queries=queries, error=error)
 
 
 def _rerank_all(
@@ -175,11 +240,11 @@ def ranx_metrics(dataset: BeirDataset, rankings: dict[str, list[str]], recall_k:
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    """The comparison as an aligned text table."""
+    """The comparison as an aligned text table; a failed reranker is a row saying why."""
     recall = f"Recall@{rows[0].recall_k}" if rows else "Recall@k"
     header = ["reranker", "nDCG@10", "MRR@10", recall, "p50 ms", "p95 ms", "warm-up s", "usage/query"]
     body = [
-        [
+        [row.reranker, "failed", *[""] * 5, row.error or ""] if row.failed else [
             row.reranker,
             f"{row.ndcg_at_10:.3f}",
             f"{row.mrr_at_10:.3f}",
@@ -196,35 +261,73 @@ def format_table(rows: Sequence[Row]) -> str:
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
-def write_results(rows: Sequence[Row], out_dir: str | Path, *, settings: dict[str, object]) -> dict[str, Path]:
-    """Write ``results.json`` (settings, rows and per-query rankings), ``results.csv`` and ``quality_latency.png``."""
+def write_results(rows: Sequence[Row], out_dir: str | Path, *, settings: dict[str, object],
+                  save_runs: bool = False) -> dict[str, Path]:
+    """Write ``results.json`` (settings, rows with per-query rankings), ``results.csv``, ``quality_latency.png``.
+
+    With ``save_runs`` each reranker's ranking is also a TREC run file under ``runs/``.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"json": out / "results.json", "csv": out / "results.csv", "plot": out / "quality_latency.png"}
-    paths["json"].write_text(json.dumps({"settings": settings, "rows": [asdict(r) for r in rows]}, indent=2))
+    document = {"settings": settings, "rows": [_json_row(row) for row in rows]}
+    paths["json"].write_text(json.dumps(document, indent=2))
     columns = [
         "reranker", "ndcg_at_10", "mrr_at_10", "recall_at_k", "recall_k", "p50_ms", "p95_ms", "queries", "warmup_s"
     ]
     with paths["csv"].open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*columns, "usage_per_query"])
+        writer.writerow([*columns, "usage_per_query", "error"])
         for row in rows:
             usage = json.dumps(row.usage_per_query) if row.usage_per_query else ""
-            writer.writerow([*(getattr(row, c) for c in columns), usage])
+            writer.writerow([*(getattr(row, c) for c in columns), usage, row.error or ""])
     plot_quality_latency(rows, paths["plot"])
+    if save_runs:
+        paths["runs"] = out / "runs"
+        paths["runs"].mkdir(exist_ok=True)
+        for row in rows:
+            if not row.failed:
+                write_trec_run(row, paths["runs"] / f"{_file_name(row.reranker)}.trec")
     return paths
 
 
+def write_trec_run(row: Row, path: Path) -> None:
+    """One reranker's rankings as a TREC run file (``qid Q0 docid rank score tag``, score = depth - rank)."""
+    tag = _file_name(row.reranker)
+    with path.open("w") as handle:
+        for query_id, doc_ids in row.rankings.items():
+            for rank, doc_id in enumerate(doc_ids, start=1):
+                handle.write(f"{query_id} Q0 {doc_id} {rank} {len(doc_ids) - rank + 1} {tag}\n")
+
+
+def _json_row(row: Row) -> dict[str, object]:
+    data = asdict(row)
+    for key in ("ndcg_at_10", "mrr_at_10", "recall_at_k", "p50_ms", "p95_ms"):
+        if isinstance(data[key], float) and math.isnan(data[key]):
+            data[key] = None
+    return data
+
+
+def _file_name(label: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in label).strip("_") or "run"
+
+
 def plot_quality_latency(rows: Sequence[Row], path: Path) -> None:
-    """PNG scatter of nDCG@10 against p50 latency, one labelled point per reranker (no GUI backend needed)."""
+    """PNG scatter of nDCG@10 (axis from 0) against p50 latency: one named point per reranker that ran."""
     figure_module = require("matplotlib.figure", "eval")
     figure = figure_module.Figure(figsize=(6.4, 4.2), dpi=100)
     axes = figure.add_subplot()
-    for row in rows:
+    ran = [row for row in rows if not row.failed]
+    right = max((row.p50_ms for row in ran), default=1.0)
+    for row in ran:
+        on_right = row.p50_ms > right / 2 and row.p50_ms > 1.0
         axes.scatter(row.p50_ms, row.ndcg_at_10)
-        axes.annotate(row.reranker, (row.p50_ms, row.ndcg_at_10), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        axes.annotate(row.reranker, (row.p50_ms, row.ndcg_at_10), textcoords="offset points",
+                      xytext=(-6 if on_right else 6, 6), ha="right" if on_right else "left", fontsize=8,
+                      annotation_clip=True)
     axes.set_xscale("symlog", linthresh=1.0)
-    axes.margins(x=0.2, y=0.15)
+    axes.set_xlim(left=-0.5, right=max(right * 1.5, 2.0))
+    axes.set_ylim(0, 1.05)
     axes.set_xlabel("p50 latency per query (ms, symlog)")
     axes.set_ylabel("nDCG@10")
     axes.set_title("Reranker quality vs latency")

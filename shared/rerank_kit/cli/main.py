@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,15 +19,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; expected failures print one ``rerank-kit: error:`` line and return 1."""
     args = _parser().parse_args(argv)
     try:
-        args.handler(args)
+        status = args.handler(args)
     except (RerankError, ValueError, ImportError, OSError) as exc:
         print(f"rerank-kit: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rerank-kit", description="Rerank, compare rerankers, run the demo.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="two-stage example on the shipped corpus, offline")
@@ -48,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--passage-words", type=_positive, help="score long documents by their best passage of N words (max-p)"
     )
+    evaluate.add_argument(
+        "--first-stage", default="bm25", metavar="KIND",
+        help="bm25 (default), dense:MODEL (embedding cosine over the corpus) or hybrid:MODEL (RRF of both); "
+        "MODEL may be 'offline'",
+    )
+    evaluate.add_argument("--save-runs", action="store_true", help="also write each reranker's ranking as a TREC run")
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=_run_eval)
@@ -71,43 +79,99 @@ def _parser() -> argparse.ArgumentParser:
 def _run_demo(args: argparse.Namespace) -> None:
     from rerank_kit.cli.demo import run_demo
 
+    if args.no_progress:
+        quiet_progress_bars()
     run_demo(sys.stdout, max_queries=args.max_queries, progress=not args.no_progress)
 
 
-def _run_eval(args: argparse.Namespace) -> None:
-    from rerank_kit.cli.beir import load_beir
-    from rerank_kit.cli.evaluate import (
-        Contender,
-        bm25_first_stage,
-        evaluate,
-        format_table,
-        load_trec_run,
-        write_results,
-    )
-    from rerank_kit.cli.specs import build_scorer, parse_spec
+def _run_eval(args: argparse.Namespace) -> int:
+    from rerank_kit.cli.beir import DataError, load_beir
+    from rerank_kit.cli.evaluate import evaluate, format_table, load_trec_run, write_results
+    from rerank_kit.cli.specs import parse_spec
 
     specs = [parse_spec(text) for text in args.reranker]
     if not any(spec.kind == "none" for spec in specs):
         specs.insert(0, parse_spec("none"))
-    contenders = [Contender(spec.text, _max_p(build_scorer(spec), args.passage_words)) for spec in specs]
+    if args.run is not None and args.first_stage != "bm25":
+        raise ValueError("give either --run or --first-stage, not both")
+    if args.no_progress:
+        quiet_progress_bars()
     dataset = load_beir(args.dataset, args.split)
     query_ids = dataset.judged_query_ids[: args.max_queries] if args.max_queries else dataset.judged_query_ids
+    if not query_ids:
+        raise DataError(args.dataset / "qrels" / f"{args.split}.tsv", None,
+                        "no judged query is in queries.jsonl: nothing can be evaluated")
     if args.run is not None:
         first_stage = load_trec_run(args.run, query_ids, args.depth, dataset=dataset)
     else:
-        first_stage = bm25_first_stage(dataset, query_ids, args.depth)
+        first_stage = _first_stage(args.first_stage, dataset, query_ids, args.depth)
+    contenders = [_contender(spec, args.passage_words) for spec in specs]
     rows = evaluate(dataset, first_stage, contenders, recall_k=args.recall_k, progress=not args.no_progress)
     settings = {
         "dataset": str(args.dataset),
         "split": args.split,
-        "first_stage": str(args.run) if args.run else "bm25",
+        "first_stage": str(args.run) if args.run else args.first_stage,
         "depth": args.depth,
         "passage_words": args.passage_words,
         "queries": len(query_ids),
+        "judged_queries": len(dataset.judged_query_ids),
     }
-    paths = write_results(rows, args.out, settings=settings)
+    paths = write_results(rows, args.out, settings=settings, save_runs=args.save_runs)
+    print(f"Evaluated {len(query_ids)} of {len(dataset.judged_query_ids)} judged queries "
+          f"(first stage: {settings['first_stage']}, depth {args.depth}).")
     print(format_table(rows))
     print("\nwrote " + ", ".join(str(path) for path in paths.values()))
+    failed = [row.reranker for row in rows if row.failed]
+    if failed:
+        print(f"rerank-kit: error: {len(failed)} reranker(s) failed: {', '.join(failed)} "
+              "(the others were evaluated and written)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("rerank-kit")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _contender(spec: object, passage_words: int | None) -> object:
+    """The spec's contender; a reranker that cannot be built is a failed contender, not an abort."""
+    from rerank_kit.cli.evaluate import Contender, one_line
+    from rerank_kit.cli.specs import build_scorer
+
+    try:
+        return Contender(spec.text, _max_p(build_scorer(spec), passage_words))
+    except (RerankError, ValueError, ImportError, OSError) as exc:
+        return Contender(spec.text, None, error=one_line(exc))
+
+
+def _first_stage(name: str, dataset: object, query_ids: Sequence[str], depth: int) -> object:
+    """``bm25``, ``dense:MODEL`` or ``hybrid:MODEL`` (``MODEL`` may be ``offline``)."""
+    from rerank_kit.cli import evaluate
+
+    kind, _, model = name.partition(":")
+    if kind == "bm25" and not model:
+        return evaluate.bm25_first_stage(dataset, query_ids, depth)
+    if kind in ("dense", "hybrid") and model:
+        stage = evaluate.dense_first_stage if kind == "dense" else evaluate.hybrid_first_stage
+        return stage(dataset, query_ids, depth, model)
+    raise ValueError(f"--first-stage must be bm25, dense:MODEL or hybrid:MODEL, got {name!r}")
+
+
+def quiet_progress_bars() -> None:
+    """Switch every progress bar off (``--no-progress``): ours, the model hub's and transformers'."""
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 def _run_rerank(args: argparse.Namespace) -> None:
