@@ -1,8 +1,8 @@
 """API concurrency: N queries through the async path against a loopback server with injected latency.
 
 With ``max_concurrency=C`` and latency ``L`` per request, N one-request queries should take about
-``ceil(N / C) * L`` instead of the sequential ``N * L``. Runs Cohere and Voyage (real SDKs) and TEI (httpx)
-against loopback servers speaking their wire formats.
+``ceil(N / C) * L`` instead of the sequential ``N * L``. Runs Cohere, Voyage and Pinecone (real SDKs), and TEI
+and vLLM's Cohere-compatible ``/v1/rerank`` (httpx) against loopback servers speaking their wire formats.
 
     python benchmarks/api_concurrency.py --output benchmarks/api_concurrency.md
 """
@@ -23,9 +23,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rerank_kit import Reranker, Scorer  # noqa: E402
 from rerank_kit.scorers.remote.cohere import CohereScorer  # noqa: E402
 from rerank_kit.scorers.remote.http import HTTPRerankScorer  # noqa: E402
+from rerank_kit.scorers.remote.pinecone import PineconeScorer  # noqa: E402
 from rerank_kit.scorers.remote.voyage import VoyageScorer  # noqa: E402
 from tests.api_servers import SECRET_KEY, cohere_handler, tei_handler, voyage_handler  # noqa: E402
 from tests.loopback import Handler, LoopbackServer  # noqa: E402
+from tests.wire_fakes import pinecone_handler, vllm_rerank_handler  # noqa: E402
 
 BACKENDS: dict[str, tuple[Callable[[float], Handler], Callable[[str, int], Scorer]]] = {
     "Cohere (cohere SDK)": (
@@ -33,6 +35,10 @@ BACKENDS: dict[str, tuple[Callable[[float], Handler], Callable[[str, int], Score
     "Voyage (voyageai SDK)": (
         voyage_handler, lambda url, c: VoyageScorer(api_key=SECRET_KEY, base_url=f"{url}/v1", max_concurrency=c)),
     "TEI (httpx)": (tei_handler, lambda url, c: HTTPRerankScorer(url, max_concurrency=c)),
+    "vLLM /v1/rerank (httpx, protocol='cohere')": (
+        vllm_rerank_handler, lambda url, c: HTTPRerankScorer(url, protocol="cohere", max_concurrency=c)),
+    "Pinecone (pinecone SDK)": (
+        pinecone_handler, lambda url, c: PineconeScorer(api_key=SECRET_KEY, base_url=url, max_concurrency=c)),
 }
 
 

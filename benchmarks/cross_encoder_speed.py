@@ -5,7 +5,7 @@ cross-encoder/ms-marco-MiniLM-L-6-v2) and the same deterministic workload, inter
 that machine drift hits every contender alike. Prints docs/s, ratios, p50 latency per query, score fidelity,
 ranking agreement of fast mode, adapter overhead, cache latency and peak memory; writes a markdown table.
 
-    python benchmarks/cross_encoder_speed.py            # 20 queries x 100 passages (~15 min on 2 cores)
+    python benchmarks/cross_encoder_speed.py            # 20 queries x 100 passages (~20 min on 2 cores)
     python benchmarks/cross_encoder_speed.py --quick    # 3 queries x 30 passages
 """
 
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -59,24 +58,6 @@ def build_contenders(model_path: str) -> dict[str, Callable[[str, list[str]], ob
         "rerank-kit engine, bf16 forced": lambda q, ps: engine.relevance_logits(
             [(q, p) for p in ps], batch_size=DEFAULT_BATCH_SIZE, bf16=True),
     }
-
-
-def time_interleaved(contenders: dict[str, Callable], requests: list[tuple[str, list[str]]]) -> dict[str, list[float]]:
-    """Seconds per query for each contender, rotating the order every query."""
-    from tqdm import tqdm
-
-    names = list(contenders)
-    for name in names:  # warm-up: loads, first-call allocations
-        contenders[name](requests[0][0], requests[0][1][:4])
-    seconds: dict[str, list[float]] = {name: [] for name in names}
-    with tqdm(total=len(requests) * len(names), desc="per-query runs", file=sys.stderr) as bar:
-        for i, (query, passages) in enumerate(requests):
-            for name in names[i % len(names):] + names[: i % len(names)]:
-                start = time.perf_counter()
-                contenders[name](query, passages)
-                seconds[name].append(time.perf_counter() - start)
-                bar.update()
-    return seconds
 
 
 def time_packed(model_path: str, mode: str, requests: list[tuple[str, list[str]]]) -> float:
@@ -159,17 +140,77 @@ def adapter_overhead(model_path: str, query: str, passages: list[str], scoring_s
     }
 
 
+def time_to_first_results(model_path: str, requests: list[tuple[str, list[str]]], calls: int = 10) -> dict[str, list[float]]:
+    """Seconds of each of the first ``calls`` calls of a freshly loaded scorer (load and compilation included)."""
+    from rerank_kit import CrossEncoderScorer, Reranker, model_registry
+
+    out = {}
+    for mode in ("exact", "fast"):
+        model_registry.clear()
+        times = []
+        start = time.perf_counter()
+        reranker = Reranker(CrossEncoderScorer(model_path, mode=mode), top_n=TOP_N, cache=False)
+        for query, passages in (requests * calls)[:calls]:
+            reranker.rerank(query, passages)
+            times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+        out[mode] = times
+    return out
+
+
+def concurrency(model_path: str, requests: list[tuple[str, list[str]]], rounds: int = 3) -> dict[str, float]:
+    """16 async callers x 10 passages: shared batches vs one ``rerank_many`` vs the calls one after another."""
+    import asyncio
+
+    from rerank_kit import CrossEncoderScorer, Reranker
+
+    small = [(query, passages[:10]) for query, passages in (requests * 16)[:16]]
+    reranker = Reranker(CrossEncoderScorer(model_path), top_n=TOP_N, cache=False)
+    reranker.rerank(*small[0])
+    latencies: list[float] = []
+
+    async def caller(query: str, passages: list[str]) -> None:
+        start = time.perf_counter()
+        await reranker.arerank(query, passages)
+        latencies.append(time.perf_counter() - start)
+
+    async def together() -> None:
+        await asyncio.gather(*(caller(q, p) for q, p in small))
+
+    timings: dict[str, list[float]] = {"concurrent": [], "rerank_many": [], "sequential": []}
+    for _ in range(rounds):
+        for name, run in (("concurrent", lambda: asyncio.run(together())),
+                          ("rerank_many", lambda: reranker.rerank_many(small)),
+                          ("sequential", lambda: [reranker.rerank(q, p) for q, p in small])):
+            start = time.perf_counter()
+            run()
+            timings[name].append(time.perf_counter() - start)
+    best = {name: min(values) for name, values in timings.items()}
+    return {
+        "vs_rerank_many": best["rerank_many"] / best["concurrent"],
+        "vs_sequential": best["sequential"] / best["concurrent"],
+        "p95_ms": 1000 * statistics.quantiles(latencies, n=20)[-1],
+        "pairs_per_s": 160 / best["concurrent"],
+    }
+
+
+def bert_base_row(cache_dir: Path, requests: list[tuple[str, list[str]]]) -> dict[str, float]:
+    """docs/s of the anchors and our modes on a BERT-base-sized (L-12, hidden 768) model, interleaved."""
+    model_path = str(workload.bert_base_cross_encoder(cache_dir))
+    contenders = build_contenders(model_path)
+    del contenders["sentence-transformers CrossEncoder.predict"], contenders["rerank-kit engine, bf16 forced"]
+    seconds, _ = workload.time_interleaved(contenders, requests)
+    pairs = sum(len(passages) for _, passages in requests)
+    return {name: pairs / sum(times) for name, times in seconds.items()}
+
+
 def peak_rss_mb(model_path: str, candidates: int) -> float:
     """Peak RSS of a fresh process scoring ``candidates`` passages of 512 tokens (run in a subprocess)."""
-    code = (
-        "import os, resource, sys; os.environ['HF_HUB_OFFLINE']='1'\n"
+    return workload.peak_rss_mb(
         "from rerank_kit import CrossEncoderScorer\n"
         f"s = CrossEncoderScorer({model_path!r})\n"
         f"s.score('what is the capital', ['text %d ' % i + 'word ' * 600 for i in range({candidates})])\n"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -178,7 +219,6 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path.home() / ".cache" / "rerank-kit-bench")
     parser.add_argument("--out", type=Path, help="markdown output (default: benchmarks/cross_encoder_speed[_quick].md)")
     args = parser.parse_args()
-    import torch
 
     n_queries, n_passages = (3, 30) if args.quick else (20, 100)
     memory_sizes = (20, 200) if args.quick else (100, 1000)
@@ -186,11 +226,15 @@ def main() -> None:
     requests = workload.workload(n_queries, n_passages)
     pairs = n_queries * n_passages
 
-    seconds = time_interleaved(build_contenders(model_path), requests)
+    seconds, _ = workload.time_interleaved(build_contenders(model_path), requests)
     packed = {mode: time_packed(model_path, mode, requests) for mode in ("exact", "fast")}
     quality = fidelity(model_path, requests)
     overhead = adapter_overhead(model_path, *requests[0], statistics.median(seconds["rerank-kit exact"]))
     memory = {n: peak_rss_mb(model_path, n) for n in memory_sizes}
+    first = time_to_first_results(model_path, requests)
+    shared = concurrency(model_path, requests)
+    base_requests = workload.workload(*((2, 10) if args.quick else (3, 30)), seed=5)
+    base = bert_base_row(args.cache_dir, base_requests)
     from rerank_kit import CrossEncoderScorer
 
     fast_precision = CrossEncoderScorer(model_path, mode="fast").precision
@@ -207,8 +251,8 @@ def main() -> None:
         "",
         f"Model: MiniLM-L6-H384 cross-encoder (shape of cross-encoder/ms-marco-MiniLM-L-6-v2), max_length 512. "
         f"Workload: {n_queries} queries x {n_passages} passages, mean "
-        f"{workload.mean_tokens(model_path, requests):.0f} tokens per pair. torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}. "
+        f"{workload.mean_tokens(model_path, requests):.0f} tokens per pair. {workload.cpu_features()}; "
+        f"fast mode chose {fast_precision}. "
         f"Command: `python benchmarks/cross_encoder_speed.py{' --quick' if args.quick else ''}`.",
         "",
         f"| contender | docs/s | x {best_anchor.split()[0]} (faster anchor) | p50 s/query |",
@@ -230,6 +274,21 @@ def main() -> None:
         f"| repeated call served from the score cache ({n_passages} candidates) | {overhead['cache_hit_ms']:.3f} ms |",
     ]
     lines += [f"| peak RSS scoring {n} candidates of 512 tokens | {mb:.0f} MB |" for n, mb in memory.items()]
+    for mode, times in first.items():
+        lines.append(f"| {mode} mode, first call after load / mean of calls 2-10 | {times[0]:.2f} s / "
+                     f"{statistics.mean(times[1:]):.2f} s |")
+    lines += [
+        f"| 16 async callers x 10 passages: throughput vs one `rerank_many` / vs one after another | "
+        f"{shared['vs_rerank_many']:.2f}x / {shared['vs_sequential']:.2f}x |",
+        f"| 16 async callers: p95 latency per caller | {shared['p95_ms']:.0f} ms |",
+        "",
+        f"BERT-base-sized model (L-12, hidden 768, random weights), {len(base_requests)} queries x "
+        f"{len(base_requests[0][1])} passages:",
+        "",
+        f"| contender | docs/s | x {best_anchor.split()[0]} |",
+        "| --- | ---: | ---: |",
+    ]
+    lines += [f"| {name} | {rate:.2f} | {rate / base[best_anchor]:.2f} |" for name, rate in base.items()]
     report = "\n".join(lines) + "\n"
     print(report)
     out = args.out or HERE / f"cross_encoder_speed{'_quick' if args.quick else ''}.md"

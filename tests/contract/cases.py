@@ -22,8 +22,12 @@ from llama_index.core.base.embeddings.base import BaseEmbedding
 from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
 
 from rerank_kit.backends import BACKENDS
+from rerank_kit.metadata import PER_CALL_KEYS
+from tests import chat_completions_server as chat_completions
 from tests import messages_server as api
+from tests import wire_fakes
 from tests.api_servers import SECRET_KEY, cohere_handler, infinity_handler, overlap_score, tei_handler, voyage_handler
+from tests.chat_models import ToolCallingChatModel, ToolCallingLLM
 from tests.conftest import WORDS, KeywordScorer
 from tests.loopback import Handler, LoopbackServer, Reply, Request
 
@@ -38,6 +42,14 @@ CORPUS: list[tuple[str, dict[str, Any], float]] = [
 ]
 #: Remote calls fail fast in tests.
 FAST: dict[str, Any] = {"backoff": 0.01, "max_retries": 1}
+
+
+def _without_call_facts(data: Any) -> Any:
+    if isinstance(data, dict):
+        return {key: _without_call_facts(value) for key, value in data.items() if key not in PER_CALL_KEYS}
+    if isinstance(data, list):
+        return [_without_call_facts(value) for value in data]
+    return data
 
 
 # --- servers ------------------------------------------------------------------------------------------------
@@ -93,6 +105,10 @@ def down_handler(request: Request) -> Reply:
 HANDLERS: dict[str, Callable[[], Handler]] = {
     "cohere": cohere_handler, "voyage": voyage_handler, "tei": tei_handler, "infinity": infinity_handler,
     "claude": lambda: claude_handler, "down": lambda: down_handler,
+    "openai": lambda: chat_completions.judge(overlap_score),
+    "vllm-rerank": wire_fakes.vllm_rerank_handler, "vllm-score": wire_fakes.vllm_score_handler,
+    "jina": wire_fakes.jina_handler, "nvidia": wire_fakes.nvidia_handler, "mixedbread": wire_fakes.mixedbread_handler,
+    "pinecone": wire_fakes.pinecone_handler, "bedrock": wire_fakes.bedrock_handler,
 }
 
 
@@ -205,7 +221,8 @@ class Framework:
         return self.metadata(item)["relevance_score"]
 
     def snapshot(self, items: Sequence[Any]) -> list[Any]:
-        return [item.model_dump() for item in items]
+        """The items as data, without the facts of one call (latency, cache hit)."""
+        return [_without_call_facts(item.model_dump()) for item in items]
 
     def dump(self, reranker: Any) -> str:
         raise NotImplementedError
@@ -335,6 +352,11 @@ def _cross_encoder(env: Env, **options: Any) -> Any:
     return env.cls("CrossEncoderRerank")(model=path, local_files_only=True, **options)
 
 
+def _decoder_cross_encoder(env: Env, **options: Any) -> Any:
+    path = env.request.getfixturevalue("tiny_qwen3_reranker")
+    return env.cls("CrossEncoderRerank")(model=path, local_files_only=True, **options)
+
+
 def _embedding(env: Env, **options: Any) -> Any:
     if env.framework.name == "langchain":
         return env.cls("EmbeddingRerank")(embeddings=BagOfWordsEmbeddings(), **options)
@@ -351,17 +373,40 @@ def _voyage(env: Env, **options: Any) -> Any:
     return env.cls("VoyageRerank")(api_key=SECRET_KEY, base_url=f"{url}/v1", **FAST, **options)
 
 
-def _http(protocol: str) -> Callable[..., Any]:
+def _http(protocol: str, server: str | None = None) -> Callable[..., Any]:
     def make(env: Env, **options: Any) -> Any:
-        url = env.servers.get(protocol).url
+        url = env.servers.get(server or protocol).url
         return env.cls("HTTPRerank")(base_url=url, protocol=protocol, api_key=SECRET_KEY, **FAST, **options)
 
     return make
 
 
+def _vendor(rerank_class: str, url_option: str = "base_url", **given: Any) -> Callable[..., Any]:
+    """A vendor backend on its wire fake (server kind: the class name without ``Rerank``, lower case)."""
+
+    def make(env: Env, **options: Any) -> Any:
+        url = env.servers.get(rerank_class.removesuffix("Rerank").lower()).url
+        return env.cls(rerank_class)(**{url_option: url}, **given, **FAST, **options)
+
+    return make
+
+
+_AWS = {"region_name": "us-east-1", "aws_access_key_id": "AKIDTESTING", "aws_secret_access_key": SECRET_KEY}
+
+
 def _claude(env: Env, **options: Any) -> Any:
     url = env.servers.get("claude").url
     return env.cls("ClaudeRerank")(api_key=SECRET_KEY, base_url=url, **FAST, **options)
+
+
+def _openai(env: Env, **options: Any) -> Any:
+    url = env.servers.get("openai").url
+    return env.cls("OpenAIRerank")(api_key=SECRET_KEY, base_url=f"{url}/v1", **FAST, **options)
+
+
+def _llm(env: Env, **options: Any) -> Any:
+    model = ToolCallingChatModel() if env.framework.name == "langchain" else ToolCallingLLM()
+    return env.cls("LLMRerank")(llm=model, **options)
 
 
 def _fallback(env: Env, **options: Any) -> Any:
@@ -375,6 +420,7 @@ def _rerank(env: Env, **options: Any) -> Any:
 
 CASES: tuple[Case, ...] = (
     Case("CrossEncoderRerank", "CrossEncoderRerank", _cross_encoder),
+    Case("CrossEncoderRerank-decoder", "CrossEncoderRerank", _decoder_cross_encoder),
     Case("EmbeddingRerank", "EmbeddingRerank", _embedding, expected_score=cosine_score),
     Case("CohereRerank", "CohereRerank", _cohere, expected_score=overlap_score,
          wire_option=WireOption("model", "rerank-test-9", "cohere"), servers=("cohere",)),
@@ -385,8 +431,28 @@ CASES: tuple[Case, ...] = (
          servers=("tei",)),
     Case("HTTPRerank-infinity", "HTTPRerank", _http("infinity"), expected_score=overlap_score,
          wire_option=WireOption("model", "bge-test-9", "infinity"), servers=("infinity",)),
+    Case("HTTPRerank-cohere", "HTTPRerank", _http("cohere", "vllm-rerank"), expected_score=overlap_score,
+         wire_option=WireOption("model", "bge-test-9", "vllm-rerank"), servers=("vllm-rerank",)),
+    Case("HTTPRerank-vllm-score", "HTTPRerank", _http("vllm-score"), expected_score=overlap_score,
+         wire_option=WireOption("truncate_prompt_tokens", 7, "vllm-score",
+                                lambda request: request.json["truncate_prompt_tokens"]), servers=("vllm-score",)),
+    Case("JinaRerank", "JinaRerank", _vendor("JinaRerank", api_key=SECRET_KEY), expected_score=overlap_score,
+         wire_option=WireOption("model", "jina-test-9", "jina"), servers=("jina",)),
+    Case("MixedbreadRerank", "MixedbreadRerank", _vendor("MixedbreadRerank", api_key=SECRET_KEY),
+         expected_score=overlap_score, wire_option=WireOption("model", "mxbai-test-9", "mixedbread"),
+         servers=("mixedbread",)),
+    Case("PineconeRerank", "PineconeRerank", _vendor("PineconeRerank", api_key=SECRET_KEY), expected_score=overlap_score,
+         wire_option=WireOption("model", "pinecone-test-9", "pinecone"), servers=("pinecone",)),
+    Case("BedrockRerank", "BedrockRerank", _vendor("BedrockRerank", "endpoint_url", **_AWS),
+         expected_score=overlap_score, wire_option=WireOption("model", "rerank-test-9", "bedrock",
+                                                              wire_fakes.bedrock_model), servers=("bedrock",)),
+    Case("NVIDIARerank", "NVIDIARerank", _vendor("NVIDIARerank", api_key=SECRET_KEY), expected_score=overlap_score,
+         wire_option=WireOption("model", "nvidia/test-9", "nvidia"), servers=("nvidia",)),
     Case("ClaudeRerank", "ClaudeRerank", _claude, wire_option=WireOption("model", "claude-test-9", "claude"),
          servers=("claude",)),
+    Case("OpenAIRerank", "OpenAIRerank", _openai, wire_option=WireOption("model", "gpt-test-9", "openai"),
+         servers=("openai",)),
+    Case("LLMRerank", "LLMRerank", _llm),
     Case("FallbackRerank", "FallbackRerank", _fallback, backend_name="KeywordScorer", expected_score=keyword_score,
          servers=("down",)),
     Case("Rerank", "Rerank", _rerank, backend_name="KeywordScorer", expected_score=keyword_score),

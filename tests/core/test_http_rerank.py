@@ -195,7 +195,7 @@ def test_key_never_appears_in_repr():
 
 def test_bad_settings_fail_early():
     with pytest.raises(ValueError, match="protocol"):
-        HTTPRerankScorer("http://127.0.0.1:9", protocol="cohere")
+        HTTPRerankScorer("http://127.0.0.1:9", protocol="grpc")
     with pytest.raises(ValueError, match="base_url"):
         HTTPRerankScorer("127.0.0.1:8080")
     with pytest.raises(ValueError, match="max_batch_size"):

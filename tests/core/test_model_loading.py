@@ -49,3 +49,13 @@ def test_the_offline_embedding_model_needs_no_hub(monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     scorer = EmbeddingScorer("offline")
     assert scorer.score("reset password", ["reset my password", "the cat"])[0] > 0.3
+
+
+def test_a_cross_encoder_hub_name_fails_at_once_offline(monkeypatch) -> None:
+    from rerank_kit import CrossEncoderScorer
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError, match="'acme/reranker-not-cached'.*HF_HUB_OFFLINE"):
+        CrossEncoderScorer("acme/reranker-not-cached").score("q", ["a"])
+    assert time.monotonic() - started < 5

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Union
 
+from tests import chat_completions_server as openai_wire
 from tests import messages_server as anthropic_wire
 from tests.api_servers import (
     cohere_handler,
@@ -34,6 +35,19 @@ from tests.api_servers import (
     voyage_handler,
 )
 from tests.loopback import Handler, Reply, Request
+from tests.wire_fakes import (
+    bedrock_error,
+    bedrock_handler,
+    detail_error,
+    jina_handler,
+    mixedbread_handler,
+    nvidia_handler,
+    pinecone_error,
+    pinecone_handler,
+    vllm_error,
+    vllm_rerank_handler,
+    vllm_score_handler,
+)
 
 QUERY = "reset password account"
 DOCS = ["the cat", "reset my password", "how do i reset my password for my account", "python error"]
@@ -180,6 +194,9 @@ class Wire:
     results_key: str
     first_id: int = 0
     listed: Callable[[Any], Any] | None = None
+    #: Where results sit inside an encoded field (OpenAI tool arguments are a JSON string): unpack, repack.
+    decode: Callable[[Any], Any] = lambda body: body
+    encode: Callable[[Any], Any] = lambda body: body
 
     def id_of(self, entry: Any) -> Any:
         return entry["index"] if isinstance(entry, dict) else entry
@@ -203,6 +220,17 @@ def _claude_ok() -> Handler:
     return anthropic_wire.ranking_by(lambda passage: overlap_score(QUERY, passage))
 
 
+def _openai_error(status: int, message: str) -> dict[str, Any]:
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def _openai_arguments(body: Any, change: Callable[[str | Any], Any]) -> Any:
+    function = body["choices"][0]["message"]["tool_calls"][0]["function"]
+    function["arguments"] = change(function["arguments"])
+    return body
+
+
 WIRES: dict[str, Wire] = {
     "cohere": Wire("cohere", cohere_handler, lambda status, m: {"message": m}, lambda b: b["results"], "results",
                    listed=lambda b: b["results"]),
@@ -214,6 +242,24 @@ WIRES: dict[str, Wire] = {
                      "results", listed=lambda b: b["results"]),
     "claude": Wire("claude", _claude_ok, _anthropic_error, lambda b: b["content"][0]["input"]["ranking"], "content",
                    first_id=1, listed=lambda b: b["content"]),
+    "openai": Wire("openai", lambda: openai_wire.judge(overlap_score), _openai_error,
+                   lambda b: b["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"]["ranking"],
+                   "choices", first_id=1, listed=lambda b: b["choices"],
+                   decode=lambda b: _openai_arguments(b, json.loads),
+                   encode=lambda b: _openai_arguments(b, json.dumps)),
+    "http-cohere": Wire("http-cohere", vllm_rerank_handler, vllm_error, lambda b: b["results"], "results",
+                        listed=lambda b: b["results"]),
+    "vllm-score": Wire("vllm-score", vllm_score_handler, vllm_error, lambda b: b["data"], "data",
+                       listed=lambda b: b["data"]),
+    "jina": Wire("jina", jina_handler, detail_error, lambda b: b["results"], "results", listed=lambda b: b["results"]),
+    "nvidia": Wire("nvidia", nvidia_handler, detail_error, lambda b: b["rankings"], "rankings",
+                   listed=lambda b: b["rankings"]),
+    "mixedbread": Wire("mixedbread", mixedbread_handler, detail_error, lambda b: b["data"], "data",
+                       listed=lambda b: b["data"]),
+    "pinecone": Wire("pinecone", pinecone_handler, pinecone_error, lambda b: b["data"], "data",
+                     listed=lambda b: b["data"]),
+    "bedrock": Wire("bedrock", bedrock_handler, bedrock_error, lambda b: b["results"], "results",
+                    listed=lambda b: b["results"]),
 }
 
 
@@ -240,7 +286,8 @@ def _echo(status: int):
 
     def build(wire: Wire) -> FaultHandler:
         def handle(request: Request) -> Reply:
-            sent = " / ".join(request.headers[h] for h in ("authorization", "x-api-key") if h in request.headers)
+            sent = " / ".join(request.headers[h] for h in ("authorization", "x-api-key", "api-key")
+                              if h in request.headers)
             return Reply(status, wire.error_body(status, f"credentials {sent!r} rejected for this route"))
 
         return handle
@@ -287,11 +334,13 @@ def _index(mutate: Callable[[Wire, list[Any], int], None]):
     """Change the result for ``DOCS[1]`` (index 1, or Claude's passage id 2) with ``mutate``."""
 
     def change(wire: Wire, reply: Reply) -> Reply:
-        entries = wire.entries(reply.body)
+        body = wire.decode(reply.body)
+        entries = wire.entries(body)
         target = wire.first_id + 1
         position = next((i for i, e in enumerate(entries) if wire.id_of(e) == target), None)
         if position is not None:
             mutate(wire, entries, position)
+        reply.body = wire.encode(body)
         return reply
 
     return _body(change)

@@ -19,7 +19,7 @@ from tests.faults.servers import DOCS, FAULTS, QUERY, WIRES, FaultServer
 
 FAULT_ERRORS = {"http_401": ProviderAuthError, "http_503": ProviderUnavailableError, "html_body": ProviderResponseError}
 RERANK_CLASSES = {"cohere": "CohereRerank", "voyage": "VoyageRerank", "tei": "HTTPRerank",
-                  "infinity": "HTTPRerank", "claude": "ClaudeRerank"}
+                  "infinity": "HTTPRerank", "claude": "ClaudeRerank", "openai": "OpenAIRerank"}
 FRAMEWORKS = {"langchain": langchain_rerankers, "llamaindex": llamaindex_rerankers}
 
 

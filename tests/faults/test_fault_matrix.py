@@ -1,7 +1,10 @@
 """What a remote backend does when its service misbehaves: one outcome per fault, the same for every backend.
 
-Every API backend (Cohere, Voyage, TEI, Infinity, Claude) is run through its real SDK, sync (`score`) and
-async (`ascore`), against servers on 127.0.0.1 that inject each fault, with `max_retries=2`:
+Every API backend (Cohere, Voyage, TEI, Infinity, the Cohere-compatible and vLLM /score protocols, Jina, NVIDIA,
+Mixedbread, Pinecone, Bedrock, Claude, OpenAI-compatible chat) is run through its real SDK, sync (`score`) and
+async (`ascore`), against servers on 127.0.0.1 that inject each fault, with `max_retries=2`. The slow cells
+(silent, trickle, deadline) run once per client library: the httpx-based wire formats share TEI's (see
+`SAME_CLIENT_AS`).
 
 | Fault | What you get |
 |---|---|
@@ -17,9 +20,9 @@ async (`ascore`), against servers on 127.0.0.1 that inject each fault, with `max
 | A result index of the wrong type (`1.0`, `true`, `"1"`), out of range (`n`, `-1`), repeated, or a result missing | `ProviderResponseError` (never a wrong score, `TypeError`, `KeyError`, `JSONDecodeError` or an SDK/httpx/aiohttp error) |
 | An error body that quotes your API key back | the error for its status; the key appears in no error message, repr or chained cause |
 
-Claude ranks by passage ids the model chose, which are repaired rather than trusted (as `ClaudeScorer`
-documents): `2.0` and `"2"` are read as id 2; a `true`, out-of-range, negative or repeated id is dropped and
-passages left out follow in input order, with a `ClaudeAnswerWarning`. Only an answer naming no valid id is
+Claude and OpenAI-compatible models rank by passage ids the model chose, which are repaired rather than trusted
+(as `BaseLLMScorer` documents): `2.0` and `"2"` are read as id 2; a `true`, out-of-range, negative or repeated id
+is dropped and passages left out follow in input order, with an `LLMAnswerWarning`. Only an answer naming no valid id is
 asked again (`answer_retries`) and then raises `ProviderResponseError`. In every failing case the key
 (`api_key`) is never part of `str(error)`, `repr(error)` or any `__cause__` / `__context__` message.
 """
@@ -42,9 +45,16 @@ from rerank_kit import (
     ProviderResponseError,
     ProviderUnavailableError,
 )
-from rerank_kit.scorers.llm.claude import ClaudeAnswerWarning, ClaudeScorer
+from rerank_kit.scorers.llm.claude import ClaudeScorer
+from rerank_kit.scorers.llm.llm_scorer import LLMAnswerWarning
+from rerank_kit.scorers.llm.openai import OpenAIScorer
+from rerank_kit.scorers.remote.bedrock import BedrockScorer
 from rerank_kit.scorers.remote.cohere import CohereScorer
 from rerank_kit.scorers.remote.http import HTTPRerankScorer
+from rerank_kit.scorers.remote.jina import JinaScorer
+from rerank_kit.scorers.remote.mixedbread import MixedbreadScorer
+from rerank_kit.scorers.remote.nvidia import NVIDIAScorer
+from rerank_kit.scorers.remote.pinecone import PineconeScorer
 from rerank_kit.scorers.remote.voyage import VoyageScorer
 from tests.api_servers import SECRET_KEY, overlap_score
 from tests.faults.servers import DOCS, FAULTS, QUERY, RETRY_AFTER_LONG, SILENT, WIRES, FaultServer, always
@@ -66,8 +76,14 @@ LONG_RETRY_AFTER_BOUND = 2.0
 DEADLINE = 2.0
 DEADLINE_BOUND = 2.5
 
-BACKENDS = ("cohere", "voyage", "tei", "infinity", "claude")
+BACKENDS = ("cohere", "voyage", "tei", "infinity", "claude", "openai", "http-cohere", "vllm-score", "jina", "nvidia",
+            "mixedbread", "pinecone", "bedrock")
 MODES = ("sync", "async")
+#: LLM rerankers: scores from the model's ranking, passage ids repaired (see CLAUDE_OUTCOMES).
+LLM_BACKENDS = ("claude", "openai")
+#: Backends on the same client library as another (httpx through HTTPWireScorer, like TEI): their slow cells
+#: (silent, trickle, deadline) would time the same code again, so they run for that one representative only.
+SAME_CLIENT_AS = {"http-cohere": "tei", "vllm-score": "tei", "jina": "tei", "nvidia": "tei"}
 
 
 def build(backend: str, url: str, **options: Any) -> Any:
@@ -81,13 +97,30 @@ def build(backend: str, url: str, **options: Any) -> Any:
         return HTTPRerankScorer(url, protocol=backend, **options)
     if backend == "claude":
         return ClaudeScorer(base_url=url, mode="listwise", **options)
+    if backend == "openai":
+        return OpenAIScorer(base_url=f"{url}/v1", mode="listwise", **options)
+    if backend in ("http-cohere", "vllm-score"):
+        return HTTPRerankScorer(url, protocol=backend.removeprefix("http-"), **options)
+    if backend in VENDORS:
+        return VENDORS[backend](base_url=url, **options)
+    if backend == "bedrock":
+        return BedrockScorer(endpoint_url=url, region_name="us-east-1", aws_access_key_id="AKIDTESTING",
+                             aws_secret_access_key=options.pop("api_key"), **options)
     raise ValueError(backend)
+
+
+VENDORS = {"jina": JinaScorer, "nvidia": NVIDIAScorer, "mixedbread": MixedbreadScorer, "pinecone": PineconeScorer}
+
+
+def slow_cell_runs(backend: str) -> bool:
+    """Whether the slow cells (silent, trickle, deadline) run for ``backend`` (see :data:`SAME_CLIENT_AS`)."""
+    return backend not in SAME_CLIENT_AS
 
 
 def expected_scores(backend: str) -> list[float]:
     """The scores a healthy server leads to: the API's own scores, or Claude's rank-based ones."""
     relevance = [overlap_score(QUERY, doc) for doc in DOCS]
-    if backend != "claude":
+    if backend not in LLM_BACKENDS:
         return relevance
     order = sorted(range(len(DOCS)), key=lambda i: -relevance[i])
     return [(len(DOCS) - order.index(i)) / len(DOCS) for i in range(len(DOCS))]
@@ -103,7 +136,7 @@ class Outcome:
 
     error: type[Exception] | None
     requests: int | None = None
-    #: Scores returned after a documented repair, with a ClaudeAnswerWarning (not the healthy scores).
+    #: Scores returned after a documented repair, with an LLMAnswerWarning (not the healthy scores).
     repaired: bool = False
 
 
@@ -149,9 +182,9 @@ OUTCOMES: dict[str, Outcome] = {
     "echo_key_503": UNAVAILABLE,
 }
 
-#: Claude's passage ids come from the model and are repaired as ClaudeScorer documents (and tests/core/
-#: test_claude.py checks): integral floats and digit strings are ids, anything else is dropped and the
-#: ranking completed in input order with a ClaudeAnswerWarning. The id changed is always that of DOCS[1].
+#: LLM passage ids (Claude, OpenAI) come from the model and are repaired as BaseLLMScorer documents (and
+#: tests/core/test_llm_scorer.py checks): integral floats and digit strings are ids, anything else is dropped and
+#: the ranking completed in input order with an LLMAnswerWarning. The id changed is always that of DOCS[1].
 CLAUDE_OUTCOMES: dict[str, Outcome] = {
     "index_float": SCORES,
     "index_str": SCORES,
@@ -164,7 +197,7 @@ CLAUDE_OUTCOMES: dict[str, Outcome] = {
 
 
 def outcome_for(backend: str, fault: str) -> Outcome:
-    if backend == "claude" and fault in CLAUDE_OUTCOMES:
+    if backend in LLM_BACKENDS and fault in CLAUDE_OUTCOMES:
         return CLAUDE_OUTCOMES[fault]
     return OUTCOMES[fault]
 
@@ -273,7 +306,7 @@ def check(run: Run, outcome: Outcome, backend: str, requests: int, warned: bool,
                     and all(isinstance(s, float) and math.isfinite(s) for s in run.value)):
                 problems.append(f"expected {len(DOCS)} repaired scores, got {run.value!r}")
             if not warned:
-                problems.append("repaired answer without a ClaudeAnswerWarning")
+                problems.append("repaired answer without an LLMAnswerWarning")
         elif run.value != pytest.approx(expected_scores(backend)):
             problems.append(f"expected the healthy scores, got {run.value!r}")
     elif not isinstance(run.error, outcome.error):
@@ -290,7 +323,7 @@ def _cells() -> list[Any]:
         pytest.param(backend, fault, mode, id=f"{backend}-{fault}-{mode}")
         for backend in BACKENDS
         for fault, make in FAULTS.items()
-        if make(WIRES[backend]) is not None
+        if make(WIRES[backend]) is not None and (fault not in SLOW_FAULTS or slow_cell_runs(backend))
         for mode in MODES
     ]
 
@@ -304,7 +337,7 @@ def test_fault_cell(backend: str, fault: str, mode: str, recwarn: pytest.Warning
         scorer = build(backend, server.url, timeout=timeout)
         run = guarded_call(scorer, mode, guard)
         requests = len(server.requests)
-    warned = any(issubclass(w.category, ClaudeAnswerWarning) for w in recwarn)
+    warned = any(issubclass(w.category, LLMAnswerWarning) for w in recwarn)
     problems = check(run, outcome, backend, requests, warned, guard)
 
     if fault == "trickle" and not run.hung and run.elapsed > guard:
@@ -320,7 +353,8 @@ def test_fault_cell(backend: str, fault: str, mode: str, recwarn: pytest.Warning
     assert not problems, f"{backend} {fault} {mode} ({run.elapsed:.2f}s): " + "; ".join(problems)
 
 
-@pytest.mark.parametrize(("backend", "mode"), [pytest.param(b, m, id=f"{b}-{m}") for b in BACKENDS for m in MODES])
+@pytest.mark.parametrize(("backend", "mode"), [pytest.param(b, m, id=f"{b}-{m}") for b in BACKENDS for m in MODES
+                                               if slow_cell_runs(b)])
 def test_deadline_bounds_the_whole_call_across_retries(backend: str, mode: str) -> None:
     guard = DEADLINE_BOUND + 0.5
     with FaultServer(always(SILENT)) as server:

@@ -13,6 +13,7 @@ from rerank_kit.errors import RerankError
 from rerank_kit.scorer import Scorer
 
 DEFAULT_OUT = "rerank-kit-eval"
+PRICES_HELP = "LLM rerankers: dollars per million input and output tokens, for cost_usd in the usage (e.g. 0.4,1.6)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
         "MODEL may be 'offline'",
     )
     evaluate.add_argument("--save-runs", action="store_true", help="also write each reranker's ranking as a TREC run")
+    evaluate.add_argument("--prices", type=_prices, metavar="IN,OUT", help=PRICES_HELP)
     evaluate.add_argument("--out", type=Path, default=Path(DEFAULT_OUT), help=f"output folder (default: {DEFAULT_OUT})")
     evaluate.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     evaluate.set_defaults(handler=_run_eval)
@@ -72,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     rerank.add_argument("--output", type=writing, default="-", help="JSONL file (default: stdout)")
     rerank.add_argument("--top-n", type=_positive, help="keep the best N per query (default: all)")
     rerank.add_argument("--text-field", default="text", help="field holding a candidate's text (default: text)")
+    rerank.add_argument("--prices", type=_prices, metavar="IN,OUT", help=PRICES_HELP)
     rerank.set_defaults(handler=_run_rerank)
     return parser
 
@@ -105,7 +108,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         first_stage = load_trec_run(args.run, query_ids, args.depth, dataset=dataset)
     else:
         first_stage = _first_stage(args.first_stage, dataset, query_ids, args.depth)
-    contenders = [_contender(spec, args.passage_words) for spec in specs]
+    contenders = [_contender(spec, args.passage_words, args.prices) for spec in specs]
     rows = evaluate(dataset, first_stage, contenders, recall_k=args.recall_k, progress=not args.no_progress)
     settings = {
         "dataset": str(args.dataset),
@@ -138,13 +141,13 @@ def _version() -> str:
         return "unknown"
 
 
-def _contender(spec: object, passage_words: int | None) -> object:
+def _contender(spec: object, passage_words: int | None, prices: dict[str, float] | None = None) -> object:
     """The spec's contender; a reranker that cannot be built is a failed contender, not an abort."""
     from rerank_kit.cli.evaluate import Contender, one_line
     from rerank_kit.cli.specs import build_scorer
 
     try:
-        return Contender(spec.text, _max_p(build_scorer(spec), passage_words))
+        return Contender(spec.text, _max_p(build_scorer(spec, prices=prices), passage_words))
     except (RerankError, ValueError, ImportError, OSError) as exc:
         return Contender(spec.text, None, error=one_line(exc))
 
@@ -179,7 +182,7 @@ def _run_rerank(args: argparse.Namespace) -> None:
     from rerank_kit.cli.specs import build_scorer, parse_spec
     from rerank_kit.reranker import Reranker
 
-    scorer = build_scorer(parse_spec(args.reranker))
+    scorer = build_scorer(parse_spec(args.reranker), prices=args.prices)
     if scorer is None:
         raise ValueError("rerank needs a reranker other than 'none'")
     reranker = Reranker(scorer, top_n=args.top_n)
@@ -192,6 +195,15 @@ def _max_p(scorer: Scorer | None, passage_words: int | None) -> Scorer | None:
     from rerank_kit.scorers.wrappers.max_passage import MaxPassageScorer
 
     return MaxPassageScorer(scorer, passage_size=passage_words)
+
+
+def _prices(value: str) -> dict[str, float]:
+    """``IN,OUT`` dollars per million input and output tokens."""
+    try:
+        given, taken = (float(part) for part in value.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected IN,OUT dollars per million tokens, got {value!r}") from None
+    return {"input": given, "output": taken}
 
 
 def _positive(value: str) -> int:

@@ -203,6 +203,54 @@ def sliding_windows(n: int, window_size: int, step: int) -> list[tuple[int, int]
         end -= step
 
 
+def window_waves(n: int, window_size: int, step: int) -> list[list[tuple[int, int]]]:
+    """:func:`sliding_windows` grouped into waves that can run at once, giving the sequential result.
+
+    A window waits for every earlier window it overlaps (those decide which passages it sees); windows
+    that overlap no unfinished earlier one share a wave. With ``step >= window_size`` all windows are
+    disjoint and form one wave; with overlap (RankGPT's default) each wave holds one window.
+    """
+    waves: list[list[tuple[int, int]]] = []
+    wave_of: list[int] = []
+    windows = sliding_windows(n, window_size, step)
+    for index, (start, end) in enumerate(windows):
+        before = [wave_of[j] for j, (s, e) in enumerate(windows[:index]) if s < end and start < e]
+        wave = max(before, default=-1) + 1
+        wave_of.append(wave)
+        if wave == len(waves):
+            waves.append([])
+        waves[wave].append((start, end))
+    return waves
+
+
+_YES, _NO = frozenset({"yes", "y", "true"}), frozenset({"no", "n", "false"})
+
+
+def yes_probability(top_logprobs: Mapping[str, float]) -> float | None:
+    """P(yes) from one token's alternatives, normalised over yes and no; ``None`` if neither is among them.
+
+    Case, spaces and punctuation do not matter (``" Yes"``, ``"YES."``); a side missing from the alternatives
+    counts at the smallest probability listed, an upper bound of what it had.
+    """
+    yes = no = 0.0
+    floor = math.inf
+    for token, logprob in top_logprobs.items():
+        value = _finite(logprob)
+        if value is None or not isinstance(token, str):
+            continue
+        probability = math.exp(min(value, 0.0))
+        floor = min(floor, probability)
+        word = token.strip().strip(".,:;!\"'").lower()
+        if word in _YES:
+            yes += probability
+        elif word in _NO:
+            no += probability
+    if yes == 0.0 and no == 0.0:
+        return None
+    yes, no = yes or floor, no or floor
+    return yes / (yes + no)
+
+
 def check_window(window_size: int, step: int) -> None:
     """Raise unless ``window_size >= 2`` and ``1 <= step <= window_size`` (both ints)."""
     valid = all(isinstance(v, int) and not isinstance(v, bool) for v in (window_size, step))

@@ -1,20 +1,33 @@
-"""Local cross-encoder scorer on sentence-transformers models (hub name or local path)."""
+"""Local cross-encoder scorer: sentence-transformers models, and decoder rerankers (Qwen3-Reranker and kin)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from rerank_kit import model_registry
 from rerank_kit._math import sigmoid
 from rerank_kit._optional import require
 from rerank_kit.model_fingerprint import model_fingerprint
+from rerank_kit.model_loading import load_model
 from rerank_kit.device import resolve_device
 from rerank_kit.options import LocalModelOptions
 from rerank_kit.scorer import ConfiguredScorer, ScoreRequest
+from rerank_kit.scorers.local.decoder_engine import DecoderEngine
+from rerank_kit.scorers.local.decoder_families import (
+    DecoderPrompt,
+    PromptTemplateOption,
+    check_prompt_template,
+    detect_decoder,
+    family_by_name,
+    template_identity,
+    template_recipe,
+)
+from rerank_kit.scorers.local.batcher import MicroBatcher
 from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS_PER_BATCH,
@@ -25,6 +38,7 @@ logger = logging.getLogger("rerank_kit.cross_encoder")
 
 Activation = Literal["sigmoid", "raw"]
 Mode = Literal["exact", "fast"]
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 class CrossEncoderOptions(LocalModelOptions):
@@ -42,6 +56,36 @@ class CrossEncoderOptions(LocalModelOptions):
     )
     activation: Activation = Field(default="sigmoid", description="'sigmoid' for (0, 1) scores, 'raw' for logits.")
     mode: Mode = Field(default="exact", description="'exact' (fp32) or 'fast' (bf16 where the CPU supports it).")
+    precision: Precision = Field(
+        default="auto",
+        description="Fast mode's number format: 'auto' (bfloat16 where it is faster: AMX CPUs, GPUs), or force "
+        "'float32' or 'bfloat16' (any CPU; slow without bf16 hardware, for checking bf16 scores).",
+    )
+    warmup: bool = Field(
+        default=False, description="Load the model (and in fast mode compile it) at construction, not on first call."
+    )
+    batch_wait_ms: float = Field(
+        default=2.0, ge=0, description="Async callers within this many ms share one batch; 0: no sharing."
+    )
+    instruction: Optional[str] = Field(
+        default=None, description="Decoder rerankers: the task description; None uses the family's default."
+    )
+    prompt_template: PromptTemplateOption = Field(
+        default=None,
+        description="Decoder rerankers: a family name, a template with {query} and {document} (and optionally "
+        "{instruction}), or a PromptTemplate with its answer tokens; None detects the family from the model.",
+    )
+
+    @model_validator(mode="after")
+    def _exact_is_float32(self) -> CrossEncoderOptions:
+        if self.mode == "exact" and self.precision == "bfloat16":
+            raise ValueError("precision='bfloat16' needs mode='fast': exact mode gives float32 scores")
+        return self
+
+    @field_validator("prompt_template")
+    @classmethod
+    def _prompt_template(cls, value: PromptTemplateOption) -> PromptTemplateOption:
+        return check_prompt_template(value)
 
 
 class CrossEncoderScorer(ConfiguredScorer):
@@ -53,6 +97,9 @@ class CrossEncoderScorer(ConfiguredScorer):
     ``mode="fast"`` compiles the forward pass with ``torch.compile`` (float32: same scores within 1e-4, the
     first call pays a one-time compilation) and adds bfloat16 where that is faster (GPUs, CPUs with AMX);
     ``precision`` tells which precision runs. See benchmarks/cross_encoder_speed.md for both modes.
+    Decoder rerankers (Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma, or any causal LM with a
+    ``prompt_template``) are recognized from the model's config and scored by their model card's recipe
+    with ``instruction`` (see :mod:`~rerank_kit.scorers.local.decoder_families`).
     The model loads on first use and is shared by every scorer asking for the same model and options.
     """
 
@@ -62,6 +109,26 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     def _configure(self, options: Any) -> None:
         self._warned_precision = False
+        self._batcher = MicroBatcher(self.score_many, wait_s=options.batch_wait_ms / 1000,
+                                     max_pairs=options.max_tokens_per_batch)
+        if options.warmup:
+            self.warm_up()
+
+    def warm_up(self) -> None:
+        """Load the model and, in fast mode, make its bf16 copy and compile it now, so no call stalls on it."""
+        engine = self.engine
+        engine.warm_up(bf16=self.precision == "bfloat16", compiled=self.mode == "fast")
+
+    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Concurrent async calls share batches (within ``batch_wait_ms``); each gets only its own scores."""
+        if self.batch_wait_ms <= 0:
+            return await super().ascore(query, texts)
+        return await self._batcher.score(query, texts)
+
+    async def ascore_many(self, requests: Sequence[ScoreRequest]) -> list[list[float]]:
+        if self.batch_wait_ms <= 0:
+            return await asyncio.to_thread(self.score_many, requests)
+        return list(await asyncio.gather(*(self._batcher.score(query, texts) for query, texts in requests)))
 
     @property
     def name(self) -> str:
@@ -70,27 +137,73 @@ class CrossEncoderScorer(ConfiguredScorer):
     @property
     def cache_key(self) -> str:
         model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
-        return f"cross-encoder|{model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
+        key = f"cross-encoder|{model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
+        if self.options.precision != "auto":
+            key += f"|{self.options.precision}"
+        if self.prompt_template is None and self.instruction is None:
+            return key  # unchanged for every model without decoder options: persistent caches stay valid
+        return f"{key}|{template_identity(self.prompt_template)}|{self.instruction!r}"
 
     @property
-    def engine(self) -> CrossEncoderEngine:
+    def engine(self) -> CrossEncoderEngine | DecoderEngine:
         """The shared loaded model; loads it on first access."""
         device = resolve_device(self.device)
         fingerprint = model_fingerprint(self.model, self.revision)  # files replaced at a path load anew
-        key = ("cross-encoder", fingerprint, device, self.max_length, self.trust_remote_code, self.revision)
-        return model_registry.shared_model(key, lambda: CrossEncoderEngine(self._load(device)))
+        # a template, or a family named in the path, decides whether a decoder's classifier conversion is one
+        how = (self.prompt_template is not None, family_by_name(self.model))
+        key = ("cross-encoder", fingerprint, device, self.max_length, self.trust_remote_code, self.revision, how)
+        return model_registry.shared_model(key, lambda: self._load_engine(device))
 
     @property
     def precision(self) -> str:
-        """``"bfloat16"`` when fast mode pays off on this device, else ``"float32"`` (loads the model)."""
+        """What runs: ``"bfloat16"`` in fast mode where it pays off (or forced), else ``"float32"`` (loads the model)."""
         if self.mode != "fast":
             return "float32"
+        if self.options.precision != "auto":
+            return self.options.precision
         if self.engine.bf16_pays_off:
             return "bfloat16"
         if not self._warned_precision:
             self._warned_precision = True
             logger.info("mode='fast': bfloat16 is not faster on this device; compiled float32 instead")
         return "float32"
+
+    def _load_engine(self, device: str) -> CrossEncoderEngine | DecoderEngine:
+        """The engine, or one :class:`~rerank_kit.ModelLoadError` line saying what to do (at once when offline)."""
+        return load_model(self.model, lambda: self._open_engine(device), local_files_only=self.local_files_only,
+                          revision=self.revision)
+
+    def _open_engine(self, device: str) -> CrossEncoderEngine | DecoderEngine:
+        """A decoder engine when the config says decoder reranker, else the sentence-transformers engine."""
+        transformers = require("transformers", "cross-encoder")
+        hub = {"local_files_only": self.local_files_only, "trust_remote_code": self.trust_remote_code,
+               "revision": self.revision}
+        try:
+            config = transformers.AutoConfig.from_pretrained(self.model, **hub)
+        except (OSError, ValueError):  # not a transformers model folder: sentence-transformers says why
+            config = None
+        templated = self.prompt_template is not None
+        detected = None if config is None else detect_decoder(self.model, config, templated=templated)
+        if detected is None:
+            return CrossEncoderEngine(self._load(device))
+        return DecoderEngine.load(self.model, detected, device=device, **hub)
+
+    def decoder_prompt(self, engine: DecoderEngine) -> DecoderPrompt:
+        """The recipe, instruction and token limit this scorer asks a decoder engine for."""
+        recipe = template_recipe(self.prompt_template) or engine.detected.recipe
+        if recipe is None:
+            raise ValueError(f"{self.model} needs prompt_template= to say how its prompt reads")
+        if self.instruction is not None and not recipe.uses_instruction:
+            raise ValueError("instruction= was given but prompt_template has no {instruction} placeholder")
+        return DecoderPrompt(recipe, self.instruction, self.max_length)
+
+    def _call_options(self, engine: CrossEncoderEngine | DecoderEngine) -> dict[str, Any]:
+        """What the engine needs per call besides the pairs: a decoder's prompt, nothing for sentence-transformers."""
+        if isinstance(engine, DecoderEngine):
+            return {"prompt": self.decoder_prompt(engine)}
+        if self.instruction is not None:
+            raise ValueError(f"instruction= is for decoder rerankers; {self.model} is a sentence-transformers model")
+        return {}
 
     def _load(self, device: str) -> object:
         sentence_transformers = require("sentence_transformers", "cross-encoder")
@@ -111,12 +224,14 @@ class CrossEncoderScorer(ConfiguredScorer):
         pairs = [(query, text) for query, texts in requests for text in texts]
         if not pairs:
             return [[] for _ in requests]
-        logits = self.engine.relevance_logits(
+        engine = self.engine
+        logits = engine.relevance_logits(
             pairs,
             batch_size=self.batch_size,
             max_tokens_per_batch=self.max_tokens_per_batch,
             bf16=self.precision == "bfloat16",
             compiled=self.mode == "fast",
+            **self._call_options(engine),
         )
         scores = [sigmoid(x) for x in logits] if self.activation == "sigmoid" else logits
         out, start = [], 0

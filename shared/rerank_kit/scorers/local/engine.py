@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
+import copy
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from rerank_kit.scorers.local.forward import CLSForward
 
@@ -16,6 +16,8 @@ logger = logging.getLogger("rerank_kit.cross_encoder")
 DEFAULT_MAX_TOKENS_PER_BATCH = 4096
 #: Default cap on pairs per forward pass (16 measured fastest on 2 CPU cores; see benchmarks/).
 DEFAULT_BATCH_SIZE = 16
+
+T = TypeVar("T")
 
 
 class CrossEncoderEngine:
@@ -49,8 +51,8 @@ class CrossEncoderEngine:
         self.cls_forward = CLSForward.verified(self.model, self.tokenizer) if self.direct else None
         self.lock = threading.Lock()
         self._torch = torch
-        self.bf16_pays_off = _bf16_pays_off(torch, self.model.device if self.model is not None else None)
-        self._compiled: Callable[..., Any] | None = None
+        self.bf16_pays_off = bf16_pays_off(torch, self.model.device if self.model is not None else None)
+        self.forward = PrecisionForwards(self.model, self._forward_of, self._warm_up)
 
     def relevance_logits(
         self,
@@ -63,41 +65,37 @@ class CrossEncoderEngine:
     ) -> list[float]:
         """One relevance logit per pair (for 2-logit models: relevant minus not relevant).
 
-        ``compiled`` runs the forward pass through ``torch.compile`` (compiled once, on first use, for all
-        shapes); if compilation fails, for example without a C++ compiler, it logs why and stays eager.
+        ``bf16`` runs a bfloat16 copy of the weights (made once); ``compiled`` runs the forward pass through
+        ``torch.compile`` (compiled and warmed up once, before the first batch, for all shapes); if compilation
+        fails, for example without a C++ compiler, it logs why and stays eager.
         """
         with self.lock:
             if not self.direct:
                 return self._via_predict(pairs, batch_size)
-            if not compiled:
-                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._eager)
-            try:
-                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._compiled_forward())
-            except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the eager pass
-                logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
-                self._compiled = self._eager
-                return self._direct(pairs, batch_size, max_tokens_per_batch, bf16, self._eager)
+            return self.forward.run(
+                bf16, compiled, lambda forward: self._direct(pairs, batch_size, max_tokens_per_batch, forward)
+            )
 
-    def _eager(self, **features: Any) -> Any:
-        return self.cls_forward(**features) if self.cls_forward else self.model(**features).logits
+    def warm_up(self, *, bf16: bool, compiled: bool) -> None:
+        """Make the bf16 copy and compile now, so no call pays for it (``CrossEncoderScorer.warm_up``)."""
+        with self.lock:
+            if self.direct:
+                self.forward.get(bf16, compiled)
 
-    def _compiled_forward(self) -> Callable[..., Any]:
-        """The compiled pass, compiled up front for one row and for many (Dynamo specializes size 1)."""
-        if self._compiled is None:
-            compiled = self._torch.compile(self._eager, dynamic=True)
-            device = self.model.device
-            with self._torch.inference_mode():
-                for rows in (1, 2):
-                    features = self.tokenizer(["warm up"] * rows, ["compilation"] * rows, return_tensors="pt")
-                    compiled(**{key: value.to(device) for key, value in features.items()})
-            self._compiled = compiled
-        return self._compiled
+    def _forward_of(self, model: Any) -> Callable[..., Any]:
+        """The logits function of ``model`` (this engine's model or its bf16 copy)."""
+        if self.cls_forward is not None:
+            return CLSForward(model)
+        return lambda **features: model(**features).logits
+
+    def _warm_up(self, compiled: Callable[..., Any]) -> None:
+        for rows in (1, 2):
+            features = self.tokenizer(["warm up"] * rows, ["compilation"] * rows, return_tensors="pt")
+            compiled(**{key: value.to(self.model.device) for key, value in features.items()})
 
     def _direct(
-        self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, bf16: bool,
-        forward: Callable[..., Any],
+        self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, forward: Callable[..., Any],
     ) -> list[float]:
-        torch = self._torch
         encoded = self.tokenizer(
             [query for query, _ in pairs],
             [text for _, text in pairs],
@@ -106,18 +104,14 @@ class CrossEncoderEngine:
         )
         keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        order = sorted(range(len(pairs)), key=lambda i: -lengths[i])
-        logits = [0.0] * len(pairs)
         device = self.model.device
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with torch.inference_mode(), autocast:
-            for batch in token_budget_batches(order, lengths, batch_size, max_tokens):
-                features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
-                features = {key: value.to(device) for key, value in features.items()}
-                out = forward(**features).float()
-                for i, value in zip(batch, self._reduce(out).tolist()):
-                    logits[i] = value
-        return logits
+
+        def score_batch(batch: list[int]) -> list[float]:
+            features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
+            out = forward(**{key: value.to(device) for key, value in features.items()}).float()
+            return self._reduce(out).tolist()
+
+        return score_in_batches(lengths, batch_size, max_tokens, score_batch)
 
     def _via_predict(self, pairs: Sequence[tuple[str, str]], batch_size: int) -> list[float]:
         torch = self._torch
@@ -133,7 +127,80 @@ class CrossEncoderEngine:
         return logits[:, 0].double()
 
 
-def _bf16_pays_off(torch: Any, device: Any) -> bool:
+class PrecisionForwards:
+    """A model's forward pass in float32 or with real bfloat16 weights, eager or through ``torch.compile``.
+
+    The bfloat16 copy of the weights is made once (no per-call dtype conversion, unlike autocast); each
+    compiled variant is compiled and warmed up (one row and many: Dynamo specializes size 1) the first
+    time it is asked for, before any batch runs. If compilation fails, for example without a C++
+    compiler, it logs why and that variant stays eager for good.
+    """
+
+    def __init__(self, model: Any, forward_of: Callable[[Any], Callable[..., Any]],
+                 warm_up: Callable[[Callable[..., Any]], None]) -> None:
+        self.model = model
+        self._forward_of = forward_of
+        self._warm_up = warm_up
+        self._models: dict[bool, Any] = {False: model}
+        self._forwards: dict[tuple[bool, bool], Callable[..., Any]] = {}
+
+    def run(self, bf16: bool, compiled: bool, work: Callable[[Callable[..., Any]], T]) -> T:
+        """``work(forward)`` with the variant asked for (the eager one if compiling it fails)."""
+        try:
+            return work(self.get(bf16, compiled))
+        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the eager pass
+            if not compiled or self._forwards.get((bf16, True)) is self._forwards.get((bf16, False)):
+                raise
+            logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
+            self._forwards[(bf16, True)] = self.get(bf16, False)
+            return work(self._forwards[(bf16, True)])
+
+    def get(self, bf16: bool, compiled: bool) -> Callable[..., Any]:
+        """The forward of one variant, built (and compiled and warmed up) on first use."""
+        key = (bf16, compiled)
+        if key not in self._forwards:
+            if compiled:
+                self._forwards[key] = self._compiled(self.get(bf16, False))
+            else:
+                self._forwards[key] = self._forward_of(self._model(bf16))
+        return self._forwards[key]
+
+    def _model(self, bf16: bool) -> Any:
+        if bf16 not in self._models:
+            import torch
+
+            self._models[bf16] = copy.deepcopy(self.model).to(torch.bfloat16).eval()
+        return self._models[bf16]
+
+    def _compiled(self, eager: Callable[..., Any]) -> Callable[..., Any]:
+        import torch
+
+        try:
+            compiled = torch.compile(eager, dynamic=True)
+            with torch.inference_mode():
+                self._warm_up(compiled)
+        except Exception as exc:  # noqa: BLE001 - any compiler failure falls back to the eager pass
+            logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
+            return eager
+        return compiled
+
+
+def score_in_batches(
+    lengths: Sequence[int], batch_size: int, max_tokens: int, score_batch: Callable[[list[int]], list[float]],
+) -> list[float]:
+    """One score per sequence: longest first, in token-budget batches, under ``inference_mode``."""
+    import torch
+
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    scores = [0.0] * len(lengths)
+    with torch.inference_mode():
+        for batch in token_budget_batches(order, lengths, batch_size, max_tokens):
+            for i, value in zip(batch, score_batch(batch)):
+                scores[i] = value
+    return scores
+
+
+def bf16_pays_off(torch: Any, device: Any) -> bool:
     """bfloat16 is faster than float32 on GPUs that support it and on CPUs with AMX tiles only.
 
     Measured on an AVX512-BF16 CPU without AMX: bf16 GEMMs ran below fp32 speed (benchmarks/).

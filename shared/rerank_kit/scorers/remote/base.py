@@ -17,12 +17,13 @@ from typing import Any, ClassVar, TypeVar
 from rerank_kit._optional import require
 from rerank_kit.errors import ProviderError, ProviderResponseError, ProviderUnavailableError
 from rerank_kit.options import BackendOptions, RequestOptions
+from rerank_kit.per_loop import PerLoop
 from rerank_kit.scorer import ConfiguredScorer
+from rerank_kit.tracing import span
 from rerank_kit.scorers.remote.batching import Chunk, ChunkAnswer, merge_answers, plan_chunks, summed_usage
 from rerank_kit.scorers.remote.io_loop import run_sync
 from rerank_kit.scorers.remote.support import (
     ConcurrencyLimit,
-    PerLoop,
     RetryPolicy,
     Secret,
     TransientProviderError,
@@ -30,6 +31,7 @@ from rerank_kit.scorers.remote.support import (
     resolve_key,
     wire_text,
 )
+from rerank_kit.scorers.remote.wire import WireFormat
 
 T = TypeVar("T")
 
@@ -81,6 +83,11 @@ class RemoteBase(ConfiguredScorer):
         """The rerank-kit error for what the SDK raised; unknown exceptions pass through."""
         return exc
 
+    def _missing_key_message(self) -> str:
+        names = " or ".join(self.key_env_vars)
+        client = " (or pass a ready client)" if "client" in type(self.options).model_fields else ""
+        return f"{self.provider} API key missing: pass api_key=... or set {names}{client}"
+
     async def _call(self, send: Callable[[], Awaitable[T]], deadline: float | None) -> T:
         """``send()`` with retries, the per-attempt timeout and the deadline; every failure a ProviderError."""
         retry = 0
@@ -110,7 +117,8 @@ class RemoteBase(ConfiguredScorer):
             if limit <= 0:
                 raise TransientProviderError(self.provider, f"deadline of {self.options.deadline}s reached")
         try:
-            return await asyncio.wait_for(self.concurrency.run(send), timeout=limit)
+            with span("rerank_kit.request", provider=self.provider, model=self.name):
+                return await asyncio.wait_for(self.concurrency.run(send), timeout=limit)
         except asyncio.TimeoutError:
             raise TransientProviderError(self.provider, f"no complete answer within the {limit:.3g}s timeout") from None
         except ProviderError:
@@ -239,6 +247,35 @@ class RemoteScorer(RemoteBase):
         return scores
 
 
+class OnWireFormat:
+    """Mixin for scorers on a :class:`~rerank_kit.scorers.remote.wire.WireFormat`: what it decides comes from it.
+
+    The provider name, the request body (or SDK keyword arguments), the usage record, and ``max_documents``:
+    the ``max_batch_size`` option when set, else the format's documents per request. ``name`` is the model.
+    """
+
+    options: Any
+    wire: WireFormat
+
+    @property
+    def provider(self) -> str:
+        return self.wire.provider
+
+    @property
+    def name(self) -> str:
+        return str(self.options.model)
+
+    @property
+    def max_documents(self) -> int:
+        return self.options.max_batch_size or self.wire.max_documents
+
+    def _request(self, query: str, texts: list[str]) -> dict[str, Any]:
+        return self.wire.body(query, texts)
+
+    def _usage(self, response: Any) -> dict[str, float]:
+        return self.wire.usage(response)
+
+
 class SDKRerankScorer(RemoteScorer):
     """A :class:`RemoteScorer` on a provider SDK whose clients have a ``rerank(**request)`` method.
 
@@ -285,10 +322,6 @@ class SDKRerankScorer(RemoteScorer):
             raise ValueError(self._missing_key_message())
         return self._sdk_options(self._api_key.get_secret_value())
 
-    def _missing_key_message(self) -> str:
-        names = " or ".join(self.key_env_vars)
-        return f"{self.provider} API key missing: pass api_key=... or set {names} (or pass a ready client)"
-
     def _send(self, query: str, texts: list[str]) -> ChunkAnswer:
         try:
             response = self._rerank_method(self.client)(**self._request(query, texts))
@@ -314,9 +347,12 @@ class SDKRerankScorer(RemoteScorer):
             raise ProviderResponseError(self.provider, f"malformed rerank response ({type(exc).__name__})") from None
         return ChunkAnswer(pairs, self._usage(response))
 
-    @abstractmethod
     def _sdk_options(self, key: str) -> dict[str, Any]:
-        """Client keyword arguments (the SDK's own retries switched off)."""
+        """Client keyword arguments (the SDK's own retries switched off); these suit Stainless-style SDKs."""
+        options: dict[str, Any] = {"api_key": key, "timeout": self.timeout, "max_retries": 0}
+        if self.base_url is not None:
+            options["base_url"] = self.base_url
+        return options
 
     @abstractmethod
     def _request(self, query: str, texts: list[str]) -> dict[str, Any]:

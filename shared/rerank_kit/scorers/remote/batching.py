@@ -57,23 +57,29 @@ def merge_answers(provider: str, total: int, chunks: Sequence[Chunk], answers: S
     scores: list[float | None] = [None] * total
     for chunk, answer in zip(chunks, answers, strict=True):
         size = chunk.stop - chunk.start
-        for index, score in answer.pairs:
-            if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < size:
-                raise ProviderResponseError(
-                    provider, f"result index {index!r} is out of range for a request of {size} documents"
-                )
-            if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
-                raise ProviderResponseError(provider, f"result {index} has a non-numeric score {score!r}")
+        for pair in answer.pairs:
+            index, score = checked_pair(provider, *pair, size)
             slot = chunk.start + index
             if scores[slot] is not None:
                 raise ProviderResponseError(provider, f"result index {index} appears twice in one response")
-            scores[slot] = float(score)
+            scores[slot] = score
     missing = [i for i, score in enumerate(scores) if score is None]
     if missing:
         raise ProviderResponseError(
             provider, f"{len(missing)} of {total} documents have no result (first missing: {missing[:5]})"
         )
     return [score for score in scores if score is not None]
+
+
+def checked_pair(provider: str, index: object, score: object, size: int | None) -> tuple[int, float]:
+    """``(index, score)`` of one result once the index is an int in ``[0, size)`` and the score a finite number."""
+    valid = isinstance(index, int) and not isinstance(index, bool) and index >= 0 and (size is None or index < size)
+    if not valid:
+        where = "" if size is None else f" for a request of {size} documents"
+        raise ProviderResponseError(provider, f"result index {index!r} is out of range{where}")
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
+        raise ProviderResponseError(provider, f"result {index} has a non-numeric score {score!r}")
+    return index, float(score)
 
 
 def summed_usage(answers: Sequence[ChunkAnswer]) -> dict[str, float]:

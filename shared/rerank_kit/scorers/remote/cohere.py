@@ -66,12 +66,6 @@ class CohereScorer(SDKRerankScorer):
         http = require("httpx", "cohere").AsyncClient(timeout=self.timeout)
         return OpenClient(self._sdk_class(self.sdk_classes[1])(**self._client_options(), httpx_client=http), (http,))
 
-    def _sdk_options(self, key: str) -> dict[str, Any]:
-        options: dict[str, Any] = {"api_key": key, "timeout": self.timeout, "max_retries": 0}
-        if self.base_url is not None:
-            options["base_url"] = self.base_url
-        return options
-
     def _request(self, query: str, texts: list[str]) -> dict[str, Any]:
         request: dict[str, Any] = {"model": self.model, "query": query, "documents": texts, "top_n": len(texts),
                                    "request_options": _NO_SDK_RETRIES}
