@@ -94,9 +94,9 @@ class CrossEncoderScorer(ConfiguredScorer):
     ``model`` is a hub name or a local folder. ``activation="sigmoid"`` (default, as
     ``CrossEncoder.predict``) gives scores in (0, 1); ``"raw"`` gives logits. Models with two output
     logits score ``relevant - not relevant`` (its sigmoid equals the softmax probability of "relevant").
-    ``mode="fast"`` compiles the forward pass with ``torch.compile`` (float32: same scores within 1e-4, the
-    first call pays a one-time compilation) and adds bfloat16 where that is faster (GPUs, CPUs with AMX);
-    ``precision`` tells which precision runs. See benchmarks/cross_encoder_speed.md for both modes.
+    ``mode="fast"`` runs a copy with bfloat16 matrix weights where that is faster (GPUs, CPUs with AMX), else
+    a ``torch.compile``d float32 pass (same scores within 1e-4); ``precision`` tells which runs, ``warmup=True``
+    (or :meth:`warm_up`) does the loading and compiling at construction. Concurrent async calls share batches. See benchmarks/cross_encoder_speed.md for both modes.
     Decoder rerankers (Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma, or any causal LM with a
     ``prompt_template``) are recognized from the model's config and scored by their model card's recipe
     with ``instruction`` (see :mod:`~rerank_kit.scorers.local.decoder_families`).
@@ -114,10 +114,15 @@ class CrossEncoderScorer(ConfiguredScorer):
         if options.warmup:
             self.warm_up()
 
+    @property
+    def _compiled(self) -> bool:
+        """Fast mode compiles the float32 pass; bf16 runs eager (compiling it measured slower, benchmarks/)."""
+        return self.mode == "fast" and self.precision == "float32"
+
     def warm_up(self) -> None:
         """Load the model and, in fast mode, make its bf16 copy and compile it now, so no call stalls on it."""
         engine = self.engine
-        engine.warm_up(bf16=self.precision == "bfloat16", compiled=self.mode == "fast")
+        engine.warm_up(bf16=self.precision == "bfloat16", compiled=self._compiled)
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Concurrent async calls share batches (within ``batch_wait_ms``); each gets only its own scores."""
@@ -230,7 +235,7 @@ class CrossEncoderScorer(ConfiguredScorer):
             batch_size=self.batch_size,
             max_tokens_per_batch=self.max_tokens_per_batch,
             bf16=self.precision == "bfloat16",
-            compiled=self.mode == "fast",
+            compiled=self._compiled,
             **self._call_options(engine),
         )
         scores = [sigmoid(x) for x in logits] if self.activation == "sigmoid" else logits
