@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from rerank_kit.validation import check_threshold, check_top_n
 
@@ -27,7 +27,8 @@ class BackendOptions(BaseModel):
     """Base of every backend's options: unknown names are errors, assignments are validated."""
 
     model_config = ConfigDict(
-        extra="forbid", arbitrary_types_allowed=True, validate_assignment=True, protected_namespaces=()
+        extra="forbid", arbitrary_types_allowed=True, validate_assignment=True, protected_namespaces=(),
+        populate_by_name=True,
     )
 
     #: Options a scorer also takes positionally, in order (``CohereScorer("rerank-v3.5")``).
@@ -96,8 +97,11 @@ class RequestPolicy:
     max_concurrency: int
 
 
-def api_key_field(env_vars: Sequence[str]) -> Any:
-    """The ``api_key`` option: a secret, never serialized or shown, read from ``env_vars`` when not given."""
+def api_key_field(env_vars: Sequence[str], *, alias: str | None = None) -> Any:
+    """The ``api_key`` option: a secret, never serialized or shown, read from ``env_vars`` when not given.
+
+    ``alias`` is the name the vendor's own integration uses (``cohere_api_key``), accepted as well.
+    """
     names = tuple(env_vars)
 
     def from_env() -> SecretStr | None:
@@ -105,7 +109,9 @@ def api_key_field(env_vars: Sequence[str]) -> Any:
         return None if value is None else SecretStr(value)
 
     where = f"defaults to {' or '.join(names)}" if names else "optional"
-    return Field(default_factory=from_env, exclude=True, repr=False, description=f"API key ({where}).")
+    choices = AliasChoices("api_key", alias) if alias else None
+    return Field(default_factory=from_env, exclude=True, repr=False, description=f"API key ({where}).",
+                 validation_alias=choices)
 
 
 def client_field(what: str) -> Any:

@@ -167,3 +167,22 @@ def test_fast_mode_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder
     exact = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True)
     assert fast.score(QUERY, TEXTS) == pytest.approx(exact.score(QUERY, TEXTS), abs=1e-6)
     assert "torch.compile failed (RuntimeError: no C++ compiler found)" in caplog.text
+
+
+def test_a_loaded_cross_encoder_object_is_reused_as_the_model(tiny_cross_encoder):
+    from sentence_transformers import CrossEncoder
+
+    loaded = CrossEncoder(tiny_cross_encoder, local_files_only=True)
+
+    class HuggingFaceCrossEncoderLike:
+        """LangChain's HuggingFaceCrossEncoder keeps its CrossEncoder as ``client``."""
+
+        client = loaded
+
+    by_path = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True)
+    for given in (loaded, HuggingFaceCrossEncoderLike()):
+        scorer = CrossEncoderScorer(given)
+        assert scorer.score(QUERY, TEXTS) == pytest.approx(by_path.score(QUERY, TEXTS), abs=1e-5)
+        assert scorer.engine.cross_encoder is loaded and scorer.name == tiny_cross_encoder
+    with pytest.raises(ValueError, match="CrossEncoder"):
+        CrossEncoderScorer(object())

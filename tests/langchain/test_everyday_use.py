@@ -88,3 +88,11 @@ async def test_each_rerank_is_a_child_run_in_callbacks_with_its_facts() -> None:
     with pytest.raises(ProviderUnavailableError):
         Rerank(scorer=DownScorer()).compress_documents(DOCS, "q", callbacks=[runs])
     assert isinstance(runs.failed[0], ProviderUnavailableError)
+
+
+def test_cohere_api_key_is_accepted_as_langchain_cohere_spells_it() -> None:
+    from langchain_rerankers import CohereRerank
+
+    reranker = CohereRerank(cohere_api_key="spelled-like-langchain-cohere")
+    assert reranker.api_key.get_secret_value() == "spelled-like-langchain-cohere"
+    assert "spelled-like" not in repr(reranker) + reranker.model_dump_json()

@@ -6,8 +6,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
+from rerank_kit.cli.rerank_ray import add_ray_arguments
 from rerank_kit.cli.specs import spec_help
 from rerank_kit.errors import RerankError
 from rerank_kit.scorer import Scorer
@@ -69,12 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     rerank = commands.add_parser("rerank", help="rerank JSONL candidates (stdin to stdout by default)")
     rerank.add_argument("-r", "--reranker", required=True, metavar="SPEC", help="reranker spec, as for eval")
     rerank.add_argument("--query", help="one query for all input lines (each line a candidate)")
-    reading, writing = argparse.FileType("r", encoding="utf-8"), argparse.FileType("w", encoding="utf-8")
-    rerank.add_argument("--input", type=reading, default="-", help="JSONL file (default: stdin)")
-    rerank.add_argument("--output", type=writing, default="-", help="JSONL file (default: stdout)")
+    rerank.add_argument("--input", default="-", help="JSONL file (default: stdin); --engine ray: JSONL or Parquet, "
+                        "a file, folder or URI")
+    rerank.add_argument("--output", default="-", help="JSONL file (default: stdout); --engine ray: a folder or URI")
     rerank.add_argument("--top-n", type=_positive, help="keep the best N per query (default: all)")
     rerank.add_argument("--text-field", default="text", help="field holding a candidate's text (default: text)")
     rerank.add_argument("--prices", type=_prices, metavar="IN,OUT", help=PRICES_HELP)
+    add_ray_arguments(rerank, _positive)
     rerank.set_defaults(handler=_run_rerank)
     return parser
 
@@ -177,16 +181,29 @@ def quiet_progress_bars() -> None:
         pass
 
 
-def _run_rerank(args: argparse.Namespace) -> None:
+def _run_rerank(args: argparse.Namespace) -> int:
     from rerank_kit.cli.rerank_jsonl import rerank_jsonl
     from rerank_kit.cli.specs import build_scorer, parse_spec
     from rerank_kit.reranker import Reranker
 
+    if args.engine == "ray":
+        from rerank_kit.cli.rerank_ray import run_ray
+
+        return run_ray(args)
     scorer = build_scorer(parse_spec(args.reranker), prices=args.prices)
     if scorer is None:
         raise ValueError("rerank needs a reranker other than 'none'")
     reranker = Reranker(scorer, top_n=args.top_n)
-    rerank_jsonl(reranker, args.input, args.output, query=args.query, text_field=args.text_field)
+    with _text_file(args.input, "r") as source, _text_file(args.output, "w") as sink:
+        rerank_jsonl(reranker, source, sink, query=args.query, text_field=args.text_field)
+    return 0
+
+
+def _text_file(path: str, mode: str) -> Any:
+    """``path`` opened as UTF-8 text, or stdin / stdout (left open) for ``-``."""
+    if path == "-":
+        return nullcontext(sys.stdin if mode == "r" else sys.stdout)
+    return open(path, mode, encoding="utf-8")
 
 
 def _max_p(scorer: Scorer | None, passage_words: int | None) -> Scorer | None:

@@ -46,8 +46,10 @@ class CrossEncoderOptions(LocalModelOptions):
 
     positional = ("model",)
 
-    model: str = Field(
-        default="cross-encoder/ms-marco-MiniLM-L6-v2", min_length=1, description="Hub model name or local path."
+    model: Any = Field(
+        default="cross-encoder/ms-marco-MiniLM-L6-v2",
+        description="Hub model name or local path, or a loaded sentence-transformers CrossEncoder (or LangChain's "
+        "HuggingFaceCrossEncoder) to reuse.",
     )
     max_length: Optional[int] = Field(default=None, ge=1, description="Token limit per pair; None uses the model's.")
     batch_size: int = Field(default=DEFAULT_BATCH_SIZE, ge=1, description="Most pairs per forward pass.")
@@ -75,6 +77,19 @@ class CrossEncoderOptions(LocalModelOptions):
         description="Decoder rerankers: a family name, a template with {query} and {document} (and optionally "
         "{instruction}), or a PromptTemplate with its answer tokens; None detects the family from the model.",
     )
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                raise ValueError("model must be a hub model name, a local path or a loaded CrossEncoder")
+            return value
+        loaded = getattr(value, "client", value)  # LangChain's HuggingFaceCrossEncoder wraps one as .client
+        if not (hasattr(loaded, "predict") and hasattr(loaded, "tokenizer")):
+            raise ValueError(f"model must be a name, a path or a sentence-transformers CrossEncoder, "
+                             f"got {type(value).__name__}")
+        return loaded
 
     @model_validator(mode="after")
     def _exact_is_float32(self) -> CrossEncoderOptions:
@@ -137,11 +152,15 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     @property
     def name(self) -> str:
-        return self.model
+        """The model's name or path (for a loaded CrossEncoder, the one it was loaded from)."""
+        if isinstance(self.model, str):
+            return self.model
+        config = getattr(getattr(self.model, "model", None), "config", None)
+        return str(getattr(config, "_name_or_path", "") or type(self.model).__name__)
 
     @property
     def cache_key(self) -> str:
-        model = model_fingerprint(self.model, self.revision)  # replaced files at the same path get a new key
+        model = model_fingerprint(self.name, self.revision)  # replaced files at the same path get a new key
         key = f"cross-encoder|{model}|{self.revision}|{self.max_length}|{self.activation}|{self.mode}"
         if self.options.precision != "auto":
             key += f"|{self.options.precision}"
@@ -152,6 +171,9 @@ class CrossEncoderScorer(ConfiguredScorer):
     @property
     def engine(self) -> CrossEncoderEngine | DecoderEngine:
         """The shared loaded model; loads it on first access."""
+        if not isinstance(self.model, str):  # a loaded CrossEncoder: used as given, on its own device
+            return model_registry.shared_model(("cross-encoder-object", id(self.model)),
+                                               lambda: CrossEncoderEngine(self.model))
         device = resolve_device(self.device)
         fingerprint = model_fingerprint(self.model, self.revision)  # files replaced at a path load anew
         # a template, or a family named in the path, decides whether a decoder's classifier conversion is one

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Optional, TypeVar
 
 from pydantic import Field, SecretStr
@@ -147,6 +147,12 @@ class BedrockScorer(OnWireFormat, RemoteScorer):
             if not token or not page.pairs or len(pairs) >= len(texts):
                 return ChunkAnswer(pairs, {"documents": len(texts)})
             request = {**request, "nextToken": token}
+
+    async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
+        """Builds the boto3 client (slow: ~0.5 s) before the first attempt, so no ``timeout`` pays for it."""
+        if self._client is None:
+            await in_daemon_thread(lambda: (self.client, self.wire))
+        return await super().ascore(query, texts)
 
     async def _asend(self, query: str, texts: list[str]) -> ChunkAnswer:
         return await in_daemon_thread(lambda: self._send(query, texts))

@@ -31,7 +31,7 @@ class CohereOptions(RequestOptions):
     positional = ("model",)
 
     model: str = Field(default="rerank-v3.5", description="Cohere rerank model.")
-    api_key: ApiKey = api_key_field(COHERE_KEY_ENV_VARS)
+    api_key: ApiKey = api_key_field(COHERE_KEY_ENV_VARS, alias="cohere_api_key")
     base_url: Optional[str] = Field(default=None, description="API root; None uses Cohere's.")
     max_tokens_per_doc: Optional[int] = Field(
         default=None, ge=1, description="Truncate each document to this many tokens."
