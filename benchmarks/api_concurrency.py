@@ -18,6 +18,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload as machine  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rerank_kit import Reranker, Scorer  # noqa: E402
@@ -96,7 +99,7 @@ def main() -> None:
         "# API concurrency benchmark",
         "",
         f"`python benchmarks/api_concurrency.py` on {platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.machine()}: {args.queries} queries x {args.docs} documents, {args.latency * 1000:.0f} ms injected "
+        f"{platform.machine()} ({machine.cpu_flags()}): {args.queries} queries x {args.docs} documents, {args.latency * 1000:.0f} ms injected "
         f"latency per request, `max_concurrency={args.concurrency}`, loopback server on 127.0.0.1.",
         "",
         f"Ideal async time ceil({args.queries}/{args.concurrency}) x {args.latency * 1000:.0f} ms = "

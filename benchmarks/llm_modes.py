@@ -18,6 +18,9 @@ import statistics
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import workload as machine  # noqa: E402
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -109,7 +112,7 @@ def main() -> None:
         "# LLM reranking modes",
         "",
         f"`python benchmarks/llm_modes.py` on {platform.python_implementation()} {platform.python_version()}, "
-        f"{platform.machine()}: {args.queries} queries x {args.docs} candidates through `OpenAIScorer` (openai SDK) "
+        f"{platform.machine()} ({machine.cpu_flags()}): {args.queries} queries x {args.docs} candidates through `OpenAIScorer` (openai SDK) "
         f"against a loopback chat-completions server answering after {ms:.0f} ms per call; "
         f"`max_concurrency={args.concurrency}`, top 10 kept. Tokens as the server counts them (4 characters per "
         f"token); cost at ${args.prices['input']:.2f} / ${args.prices['output']:.2f} per million input / output "

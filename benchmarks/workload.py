@@ -174,6 +174,23 @@ def time_interleaved(
     return seconds, outputs
 
 
+def cpu_flags() -> str:
+    """The CPU model, core count and the ISA flags that decide speed (no torch import)."""
+    import os
+    import re
+
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        info = ""
+    model = re.search(r"^model name\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = set(info.split())
+    shown = [flag for flag in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+             if flag in flags]
+    return (f"{model.group(1).strip() if model else 'unknown CPU'}, {os.cpu_count()} cores, flags: "
+            f"{', '.join(shown) or 'none of avx2/avx512/amx'}")
+
+
 def cpu_features() -> str:
     """torch version, threads, ISA level and the CPU's bf16/AMX flags: what decides fp32 and bf16 speed."""
     import torch
