@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any, Optional, Union
 
 from langchain_core.callbacks import AsyncCallbackManager, CallbackManager, Callbacks
@@ -16,6 +17,9 @@ from rerank_kit.document_text import check_document_text_options, document_text
 from rerank_kit.metadata import RELEVANCE_SCORE_KEY, call_facts, result_metadata
 
 RerankInput = Union[str, Document, dict]
+
+#: Callbacks of the rerank run in progress: a chat model called while scoring (``LLMRerank``) nests under it.
+RERANK_RUN_CALLBACKS: ContextVar[Callbacks] = ContextVar("rerank_kit_rerank_run_callbacks", default=None)
 
 
 class BaseRerank(RerankerModel, BaseDocumentCompressor):
@@ -49,11 +53,14 @@ class BaseRerank(RerankerModel, BaseDocumentCompressor):
         run = CallbackManager.configure(inheritable_callbacks=callbacks).on_chain_start(
             None, {"query": query, "documents": len(documents)}, name=type(self).__name__
         )
+        token = RERANK_RUN_CALLBACKS.set(run.get_child())
         try:
             results = self.reranker.rerank(query, self._texts(documents))
         except BaseException as error:
             run.on_chain_error(error)
             raise
+        finally:
+            RERANK_RUN_CALLBACKS.reset(token)
         run.on_chain_end(self._facts(results, len(documents)))
         return self._ranked_documents(documents, results)
 
@@ -64,11 +71,14 @@ class BaseRerank(RerankerModel, BaseDocumentCompressor):
         run = await AsyncCallbackManager.configure(inheritable_callbacks=callbacks).on_chain_start(
             None, {"query": query, "documents": len(documents)}, name=type(self).__name__
         )
+        token = RERANK_RUN_CALLBACKS.set(run.get_child())
         try:
             results = await self.reranker.arerank(query, self._texts(documents))
         except BaseException as error:
             await run.on_chain_error(error)
             raise
+        finally:
+            RERANK_RUN_CALLBACKS.reset(token)
         await run.on_chain_end(self._facts(results, len(documents)))
         return self._ranked_documents(documents, results)
 

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from contextvars import ContextVar
 from typing import Any
 
-from langchain_core.callbacks import Callbacks
-from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
-from langchain_rerankers.base import BaseRerank
+from langchain_rerankers.base import RERANK_RUN_CALLBACKS, BaseRerank
 from rerank_kit.adapter_support import ChatModelGlue, rerank_class
 from rerank_kit.backends import backend_for_rerank_class
 from rerank_kit.errors import ProviderRequestError
@@ -23,10 +19,6 @@ from rerank_kit.scorers.llm.chat import (
     first_token_logprobs,
     token_usage,
 )
-
-#: The callbacks of the compress call in progress: the model's runs show up under it in traces.
-_CALLBACKS: ContextVar[Callbacks] = ContextVar("rerank_kit_langchain_callbacks", default=None)
-
 
 class LangChainChat:
     """A LangChain chat model as a ChatProvider: ``bind_tools`` with the tool forced where the model has it."""
@@ -51,7 +43,7 @@ class LangChainChat:
                                                           "use structured_output='text'") from None
         if request.top_logprobs:
             model = model.bind(logprobs=True, top_logprobs=request.top_logprobs)
-        callbacks = _CALLBACKS.get()
+        callbacks = RERANK_RUN_CALLBACKS.get()  # the model's runs nest under the rerank run
         messages = [SystemMessage(request.system), HumanMessage(request.user)]
         message = await model.ainvoke(messages, config=None if callbacks is None else {"callbacks": callbacks})
         return _answer(message, request)
@@ -88,25 +80,9 @@ def chat_provider(llm: Any) -> ChatProvider:
 
 
 class _LangChainGlue(ChatModelGlue):
-    """Makes ``llm`` the scorer's ChatProvider and hands the compress call's callbacks to the model."""
+    """Makes ``llm`` the scorer's ChatProvider."""
 
     chat_provider = staticmethod(chat_provider)
-
-    def compress_documents(self, documents: Sequence[Document], query: str,
-                           callbacks: Callbacks | None = None) -> Sequence[Document]:
-        token = _CALLBACKS.set(callbacks)
-        try:
-            return super().compress_documents(documents, query, callbacks)  # type: ignore[misc]
-        finally:
-            _CALLBACKS.reset(token)
-
-    async def acompress_documents(self, documents: Sequence[Document], query: str,
-                                  callbacks: Callbacks | None = None) -> Sequence[Document]:
-        token = _CALLBACKS.set(callbacks)
-        try:
-            return await super().acompress_documents(documents, query, callbacks)  # type: ignore[misc]
-        finally:
-            _CALLBACKS.reset(token)
 
 
 #: ``LLMRerank(llm=ChatOpenAI(...), mode="listwise", top_n=5)``: any LangChain chat model as a reranker.

@@ -88,6 +88,11 @@ class Recorder(BaseCallbackHandler):
 
     def __init__(self) -> None:
         self.chat_runs: list[Any] = []
+        self.rerank_runs: list[Any] = []
+
+    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: Any, **kwargs: Any) -> None:
+        if kwargs.get("name") == "LLMRerank":
+            self.rerank_runs.append(run_id)
 
     def on_chat_model_start(self, serialized: Any, messages: Any, *, run_id: Any, parent_run_id: Any = None,
                             **kwargs: Any) -> None:
@@ -100,6 +105,8 @@ async def test_callbacks_reach_the_model_calls(documents) -> None:
     reranker.compress_documents(documents, QUERY, callbacks=[sync_recorder])
     await reranker.acompress_documents(documents, QUERY, callbacks=[async_recorder])
     assert len(sync_recorder.chat_runs) == len(async_recorder.chat_runs) == 3
+    for recorder in (sync_recorder, async_recorder):  # the model calls nest under the rerank run
+        assert set(recorder.chat_runs) == set(recorder.rerank_runs) and len(recorder.rerank_runs) == 1
 
 
 class ListRetriever(BaseRetriever):
