@@ -50,11 +50,6 @@ class BackendOptions(BaseModel):
         """The default value of option ``name``."""
         return cls.model_fields[name].get_default(call_default_factory=True)
 
-    @classmethod
-    def option_names(cls) -> tuple[str, ...]:
-        """Every option of this backend, in declaration order."""
-        return tuple(cls.model_fields)
-
     def values(self) -> dict[str, Any]:
         """The options as keyword arguments (secrets stay wrapped)."""
         return {name: getattr(self, name) for name in type(self).model_fields}

@@ -38,7 +38,6 @@ class DecoderEngine:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.detected = detected
-        self.base = model.base_model
         self.device = model.device
         self.pad_id = next((i for i in (tokenizer.pad_token_id, tokenizer.eos_token_id) if i is not None), 0)
         limits = [getattr(model.config, "max_position_embeddings", None), tokenizer.model_max_length]

@@ -51,7 +51,7 @@ class RemoteBase(ConfiguredScorer):
     #: Environment variables the key falls back to, in order.
     key_env_vars: tuple[str, ...] = ()
     def _configure(self, options: Any) -> None:
-        policy = options.request_policy
+        self.policy = policy = options.request_policy
         self._api_key: Secret | None = resolve_key(getattr(options, "api_key", None), self.key_env_vars)
         self.retry = RetryPolicy(max_retries=policy.max_retries, backoff=policy.backoff)
         self.concurrency = ConcurrencyLimit(policy.max_concurrency)
@@ -104,18 +104,18 @@ class RemoteBase(ConfiguredScorer):
                 raise self._redacted(final) from None
             if deadline is not None and time.monotonic() + wait >= deadline:
                 raise self._redacted(ProviderUnavailableError(
-                    self.provider, f"deadline of {self.options.deadline}s reached; last error: {failure.detail}",
+                    self.provider, f"deadline of {self.policy.deadline}s reached; last error: {failure.detail}",
                     status_code=failure.status_code)) from None
             await asyncio.sleep(wait)
             retry += 1
 
     async def _attempt(self, send: Callable[[], Awaitable[T]], deadline: float | None) -> T:
-        limit = self.options.timeout
+        limit = self.policy.timeout
         if deadline is not None:
             remaining = deadline - time.monotonic()
             limit = remaining if limit is None else min(limit, remaining)
             if limit <= 0:
-                raise TransientProviderError(self.provider, f"deadline of {self.options.deadline}s reached")
+                raise TransientProviderError(self.provider, f"deadline of {self.policy.deadline}s reached")
         try:
             with span("rerank_kit.request", provider=self.provider, model=self.name):
                 return await asyncio.wait_for(self.concurrency.run(send), timeout=limit)
@@ -136,7 +136,7 @@ class RemoteBase(ConfiguredScorer):
         return redact_error(error, self._api_key)
 
     def _deadline(self) -> float | None:
-        return None if self.options.deadline is None else time.monotonic() + self.options.deadline
+        return None if self.policy.deadline is None else time.monotonic() + self.policy.deadline
 
     def _run_sync(self, coroutine: Awaitable[T]) -> T:
         return run_sync(coroutine)  # type: ignore[arg-type]

@@ -175,16 +175,6 @@ class RetryPolicy:
                 time.sleep(self.next_wait(retry, error))
                 retry += 1
 
-    async def acall(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Async :meth:`call`."""
-        retry = 0
-        while True:
-            try:
-                return await attempt()
-            except TransientProviderError as error:
-                await asyncio.sleep(self.next_wait(retry, error))
-                retry += 1
-
     def next_wait(self, retry: int, error: TransientProviderError) -> float:
         """The wait before the next attempt, or the final error when there is none."""
         if retry >= self.max_retries:
