@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -13,7 +14,7 @@ from rerank_kit.cache import ScoreCache, cache_keys
 from rerank_kit.errors import ProviderError, ScorerError
 from rerank_kit.options import DEFAULT_TOP_N, Normalize, OnError
 from rerank_kit.results import RerankResult
-from rerank_kit.scorer import Scorer
+from rerank_kit.scorer import CanRefineTop, Scorer
 from rerank_kit.tracing import span
 from rerank_kit.validation import check_query, check_texts, check_threshold, check_top_n
 
@@ -101,6 +102,7 @@ class Reranker:
                     call.fill(*self.scorer.score_many_traced(call.to_score))
                 except ProviderError as error:
                     return self._kept_order(call.plans, error, call.started)
+                call.refine()
         return call.results()
 
     async def arerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
@@ -112,6 +114,8 @@ class Reranker:
                     call.fill(*await self.scorer.ascore_many_traced(call.to_score))
                 except ProviderError as error:
                     return self._kept_order(call.plans, error, call.started)
+                if call.refinable():
+                    await asyncio.to_thread(call.refine)
         return call.results()
 
     def _span(self, plans: Sequence[_Plan], pending: Sequence[_Plan]) -> Any:
@@ -165,8 +169,27 @@ class _Call:
 
     def fill(self, scored: Sequence[Sequence[float]], backend: str) -> None:
         self.backend = backend
-        for plan, scores in zip(self.pending, _checked_batches(self.reranker.scorer, self.pending, scored)):
+        counts = [len(plan.missing) for plan in self.pending]
+        for plan, scores in zip(self.pending, _checked_batches(self.reranker.scorer, counts, scored)):
             plan.fill(scores, self.reranker)
+
+    def refinable(self) -> list[_Plan]:
+        """The plans a fast scorer should refine: scored now, with more distinct texts than ``top_n``."""
+        scorer, top_n = self.reranker.scorer, self.reranker.top_n
+        if top_n is None or not (isinstance(scorer, CanRefineTop) and scorer.refines_top):
+            return []
+        return [plan for plan in self.pending if len(plan.distinct) > top_n]
+
+    def refine(self) -> None:
+        """Let a fast scorer re-score exactly the texts near the ``top_n`` cut (see :class:`CanRefineTop`)."""
+        plans = self.refinable()
+        if not plans:
+            return
+        scorer, top_n = self.reranker.scorer, self.reranker.top_n
+        assert isinstance(scorer, CanRefineTop) and top_n is not None
+        refined = scorer.refine_top([(plan.query, plan.distinct, plan.ready_scores()) for plan in plans], top_n)
+        for plan, scores in zip(plans, _checked_batches(scorer, [len(plan.distinct) for plan in plans], refined)):
+            plan.refined(scores, self.reranker)
 
     def results(self) -> list[list[RerankResult]]:
         latency = _elapsed_ms(self.started)
@@ -197,6 +220,17 @@ class _Plan:
         if self.keys is not None and reranker.cache is not None:
             reranker.cache.put_many([(self.keys[slot], self.scores[slot]) for slot in missing_slots])
 
+    def ready_scores(self) -> list[float]:
+        """The score of every distinct text (after :meth:`fill`)."""
+        return [float(score) for score in self.scores if score is not None]
+
+    def refined(self, scores: Sequence[float], reranker: Reranker) -> None:
+        """Take a fast scorer's refined scores for every distinct text and cache those that changed."""
+        changed = [slot for slot, score in enumerate(scores) if score != self.scores[slot]]
+        self.scores = list(scores)
+        if self.keys is not None and reranker.cache is not None and changed:
+            reranker.cache.put_many([(self.keys[slot], scores[slot]) for slot in changed])
+
     def results(self, reranker: Reranker, backend: str | None, latency_ms: float) -> list[RerankResult]:
         return reranker.order([self.scores[slot] for slot in self.slot_of], backend,
                               [self.cached[slot] for slot in self.slot_of], latency_ms)
@@ -216,14 +250,14 @@ def _resolve_cache(scorer: Scorer, cache: ScoreCache | bool | None) -> ScoreCach
     return cache
 
 
-def _checked_batches(scorer: Scorer, plans: Sequence[_Plan], scored: Sequence[Sequence[float]]) -> list[list[float]]:
-    """Reject a scorer answer with the wrong count or non-finite values instead of mis-ranking."""
-    if len(scored) != len(plans):
-        raise ScorerError(f"{scorer.name} returned {len(scored)} score lists for {len(plans)} queries")
+def _checked_batches(scorer: Scorer, counts: Sequence[int], scored: Sequence[Sequence[float]]) -> list[list[float]]:
+    """Reject a scorer answer with the wrong counts or non-finite values instead of mis-ranking."""
+    if len(scored) != len(counts):
+        raise ScorerError(f"{scorer.name} returned {len(scored)} score lists for {len(counts)} queries")
     checked = []
-    for plan, scores in zip(plans, scored):
-        if len(scores) != len(plan.missing):
-            raise ScorerError(f"{scorer.name} returned {len(scores)} scores for {len(plan.missing)} texts")
+    for count, scores in zip(counts, scored):
+        if len(scores) != count:
+            raise ScorerError(f"{scorer.name} returned {len(scores)} scores for {count} texts")
         values = [float(score) for score in scores]
         bad = [i for i, value in enumerate(values) if not math.isfinite(value)]
         if bad:

@@ -107,6 +107,27 @@ class CanEmbed(Protocol):
     def embed_texts(self, texts: list[str]) -> list[list[float]]: ...
 
 
+RefineRequest = tuple[str, Sequence[str], Sequence[float]]
+
+
+@runtime_checkable
+class CanRefineTop(Protocol):
+    """A scorer with an approximate fast pass that can re-score exactly the texts near a ``top_n`` cut.
+
+    :class:`~rerank_kit.Reranker` calls it after scoring when ``refines_top`` is true (an approximate pass
+    runs), so fast mode keeps exact mode's top ``n``.
+    """
+
+    @property
+    def refines_top(self) -> bool:
+        """Whether the scores are approximate and :meth:`refine_top` should be called."""
+        ...
+
+    def refine_top(self, requests: Sequence[RefineRequest], top_n: int) -> list[list[float]]:
+        """For each (query, texts, scores): the scores with those too close to the cut replaced by exact ones."""
+        ...
+
+
 class ConfiguredScorer(Scorer):
     """A scorer whose options are its ``Options`` model: validated once, shared with both adapters.
 

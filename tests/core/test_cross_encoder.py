@@ -154,7 +154,7 @@ def test_bert_models_use_the_cls_only_last_layer_with_identical_scores(tiny_cros
     assert scorer.score(QUERY, TEXTS) == pytest.approx(full, abs=1e-5)
 
 
-def test_fast_mode_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder, monkeypatch, caplog):
+def test_warm_up_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder, monkeypatch, caplog):
     def compiler_missing(function, **options):
         def fail(**features):
             raise RuntimeError("no C++ compiler found")
@@ -163,9 +163,9 @@ def test_fast_mode_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder
 
     model_registry.clear()
     monkeypatch.setattr(torch, "compile", compiler_missing)
-    fast = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="float32", local_files_only=True)
-    exact = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True)
-    assert fast.score(QUERY, TEXTS) == pytest.approx(exact.score(QUERY, TEXTS), abs=1e-6)
+    warmed = CrossEncoderScorer(tiny_cross_encoder, warmup=True, local_files_only=True)
+    assert warmed.engine.forward.current(False) is warmed.engine.forward.eager(False)
+    assert warmed.score(QUERY, TEXTS) == pytest.approx(CrossEncoderScorer(tiny_cross_encoder).score(QUERY, TEXTS))
     assert "torch.compile failed (RuntimeError: no C++ compiler found)" in caplog.text
 
 

@@ -263,17 +263,17 @@ def test_batches_are_length_sorted_and_bounded_by_the_token_budget(models):
     scorer = CrossEncoderScorer(models["qwen3"], batch_size=4, max_tokens_per_batch=600, local_files_only=True)
     engine = scorer.engine
     shapes: list[tuple[int, int]] = []
-    eager = engine.forward.get(bf16=False, compiled=False)
+    eager = engine.forward.eager(False)
 
     def recording(**features: Any) -> Any:
         shapes.append(tuple(features["input_ids"].shape))
         return eager(**features)
 
-    engine.forward._forwards[(False, False)] = recording
+    engine.forward._eager[False] = recording
     try:
         scorer.score_many(MIXED * 3)
     finally:
-        engine.forward._forwards[(False, False)] = eager
+        engine.forward._eager[False] = eager
     assert len(shapes) > 3
     assert all(rows <= 4 and (rows == 1 or rows * width <= 600) for rows, width in shapes)
     assert [width for _, width in shapes] == sorted((width for _, width in shapes), reverse=True)

@@ -1,4 +1,5 @@
-"""Fast mode: real bf16 weights (checked on any CPU), warm-up without later recompiles, shared async batches."""
+"""Fast mode: real bf16 weights (checked on any CPU), exact top-n, compiled warm-up without later recompiles,
+shared async batches."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ import pytest
 import torch
 
 from rerank_kit import CrossEncoderScorer, Reranker, model_registry
+from rerank_kit.scorers.local.top_refinement import MIN_OBSERVED, RefinementBand
 from tests.core.test_cross_encoder import QUERY, TEXTS
+
+WORDS = "reset password account login email error python cat dog paris capital france city help forgot".split()
+#: Forty texts of varied words and lengths: enough near-ties at a top-5 cut for bf16 to swap some.
+MANY = [" ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(2 + i % 9)) for i in range(40)]
 
 
 def _plain_bf16_logits(path: str) -> list[float]:
@@ -45,19 +51,94 @@ def test_exact_mode_cannot_be_bf16_and_precision_changes_the_cache_key(tiny_cros
     assert fast.cache_key != forced.cache_key
 
 
-def test_warm_up_compiles_at_construction_and_nothing_recompiles_later(tiny_cross_encoder) -> None:
+@pytest.mark.parametrize("mode, precision", [("exact", "auto"), ("fast", "bfloat16")])
+def test_warm_up_compiles_at_construction_and_nothing_recompiles_later(tiny_cross_encoder, mode, precision) -> None:
     from torch._dynamo.utils import counters
 
     model_registry.clear()
-    scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="float32", warmup=True,
+    scorer = CrossEncoderScorer(tiny_cross_encoder, activation="raw", mode=mode, precision=precision, warmup=True,
                                 local_files_only=True)
+    forward = scorer.engine.forward
+    bf16 = precision == "bfloat16"
+    assert forward.current(bf16) is not forward.eager(bf16)  # the compiled pass serves from now on
     graphs = counters["stats"]["unique_graphs"]
     for size in (1, 2, 3, 7, 16):
         for words in (1, 5, 20):
             scorer.score(QUERY, [" ".join(["reset password"] * words)] * size)
     assert counters["stats"]["unique_graphs"] == graphs
-    exact = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True)
-    assert scorer.score(QUERY, TEXTS) == pytest.approx(exact.score(QUERY, TEXTS), abs=1e-4)
+    eager = scorer.engine.relevance_logits  # compiled and eager passes give the same scores
+    with torch.inference_mode():
+        pairs = [(QUERY, text) for text in TEXTS]
+        expected = scorer.engine._direct(pairs, 16, 4096, forward.eager(bf16))
+    assert eager(pairs, batch_size=16, bf16=bf16) == pytest.approx(expected, abs=1e-4 if not bf16 else 0.1)
+
+
+def test_without_warm_up_nothing_compiles(tiny_cross_encoder) -> None:
+    model_registry.clear()
+    scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16", local_files_only=True)
+    scorer.score(QUERY, TEXTS * 40)
+    assert scorer.engine.forward.current(True) is scorer.engine.forward.eager(True)
+
+
+def _top(results) -> set[int]:
+    return {result.index for result in results}
+
+
+@pytest.mark.parametrize("top_n", [1, 5, 12])
+def test_fast_mode_returns_exact_modes_top_n(tiny_cross_encoder, top_n) -> None:
+    exact = Reranker(CrossEncoderScorer(tiny_cross_encoder, local_files_only=True), top_n=top_n, cache=False)
+    fast_scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16", local_files_only=True)
+    fast = Reranker(fast_scorer, top_n=top_n, cache=False)
+    for i in range(6):
+        query = f"{QUERY} {WORDS[i]}"
+        assert _top(fast.rerank(query, MANY)) == _top(exact.rerank(query, MANY))
+    assert fast_scorer._band.rms_error > 0  # the bf16 pass does differ: texts near the cut were re-scored
+
+
+def test_refined_scores_are_exact_near_the_cut_and_bf16_elsewhere(tiny_cross_encoder) -> None:
+    fast = CrossEncoderScorer(tiny_cross_encoder, activation="raw", mode="fast", precision="bfloat16",
+                              local_files_only=True)
+    exact = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True).score(QUERY, MANY)
+    bf16 = fast.score(QUERY, MANY)
+    band = RefinementBand().near_cut(bf16, 5)
+    refined = fast.refine_top([(QUERY, MANY, bf16)], 5)[0]
+    assert band and len(band) < len(MANY)
+    for i, value in enumerate(refined):
+        assert value == pytest.approx(exact[i] if i in band else bf16[i], abs=1e-5)
+
+
+async def test_async_reranking_and_the_cache_keep_the_refined_top_n(tiny_cross_encoder) -> None:
+    exact = Reranker(CrossEncoderScorer(tiny_cross_encoder, local_files_only=True), top_n=5, cache=False)
+    fast = Reranker(CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16",
+                                       local_files_only=True), top_n=5, cache=True)
+    wanted = _top(exact.rerank(QUERY, MANY))
+    assert _top(await fast.arerank(QUERY, MANY)) == wanted
+    again = fast.rerank(QUERY, MANY)
+    assert _top(again) == wanted and all(result.cached for result in again)
+
+
+def test_exact_top_n_can_be_switched_off_and_exact_mode_never_refines(tiny_cross_encoder) -> None:
+    plain = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16", exact_top_n=False,
+                               local_files_only=True)
+    assert not plain.refines_top
+    assert not CrossEncoderScorer(tiny_cross_encoder, local_files_only=True).refines_top
+    assert CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16",
+                              local_files_only=True).refines_top
+    results = Reranker(plain, top_n=5, cache=False, normalize="none").rerank(QUERY, MANY)
+    bf16 = plain.score(QUERY, MANY)
+    assert [r.score for r in results] == sorted(bf16, reverse=True)[:5]
+
+
+def test_the_margin_follows_the_observed_error() -> None:
+    band = RefinementBand()
+    logits = [float(i) for i in range(2 * MIN_OBSERVED)]
+    assert len(band.near_cut(logits, 5)) == MIN_OBSERVED  # calibrating: the texts nearest the cut
+    band.observe([0.0] * MIN_OBSERVED, [2.0] * MIN_OBSERVED)  # an rms error of 2: margin 6
+    cut = len(logits) - 5
+    assert band.near_cut(logits, 5) == list(range(cut - 1 - 6, len(logits)))
+    band.observe([0.0] * 10 * MIN_OBSERVED, [0.0] * 10 * MIN_OBSERVED)  # later passes were closer: margin shrinks
+    assert len(band.near_cut(logits, 5)) < 14
+    assert band.near_cut(logits, len(logits)) == []
 
 
 async def test_concurrent_async_callers_share_batches_and_get_their_own_scores(tiny_cross_encoder) -> None:

@@ -10,13 +10,13 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator, model_validator
 
 from rerank_kit import model_registry
-from rerank_kit._math import sigmoid
+from rerank_kit._math import logit, sigmoid
 from rerank_kit._optional import require
 from rerank_kit.model_fingerprint import model_fingerprint
 from rerank_kit.model_loading import load_model
 from rerank_kit.device import resolve_device
 from rerank_kit.options import LocalModelOptions
-from rerank_kit.scorer import ConfiguredScorer, ScoreRequest
+from rerank_kit.scorer import ConfiguredScorer, RefineRequest, ScoreRequest
 from rerank_kit.scorers.local.decoder_engine import DecoderEngine
 from rerank_kit.scorers.local.decoder_families import (
     DecoderPrompt,
@@ -28,6 +28,7 @@ from rerank_kit.scorers.local.decoder_families import (
     template_recipe,
 )
 from rerank_kit.scorers.local.batcher import MicroBatcher
+from rerank_kit.scorers.local.top_refinement import RefinementBand
 from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS_PER_BATCH,
@@ -64,7 +65,14 @@ class CrossEncoderOptions(LocalModelOptions):
         "'float32' or 'bfloat16' (any CPU; slow without bf16 hardware, for checking bf16 scores).",
     )
     warmup: bool = Field(
-        default=False, description="Load the model (and in fast mode compile it) at construction, not on first call."
+        default=False,
+        description="Load the model, make the bf16 copy and compile the pass (BERT-family models on CPU, ~10 s) at "
+        "construction: later calls run faster and never wait for a compiler. False: load on first call, eager.",
+    )
+    exact_top_n: bool = Field(
+        default=True,
+        description="Fast mode in bfloat16: re-score in float32 the candidates too close to the top_n cut to call, "
+        "so the top n are exact mode's (a few more pairs per query). False: bfloat16 scores only.",
     )
     batch_wait_ms: float = Field(
         default=2.0, ge=0, description="Async callers within this many ms share one batch; 0: no sharing."
@@ -110,8 +118,9 @@ class CrossEncoderScorer(ConfiguredScorer):
     ``CrossEncoder.predict``) gives scores in (0, 1); ``"raw"`` gives logits. Models with two output
     logits score ``relevant - not relevant`` (its sigmoid equals the softmax probability of "relevant").
     ``mode="fast"`` runs a copy with bfloat16 matrix weights where that is faster (GPUs, CPUs with AMX), else
-    a ``torch.compile``d float32 pass (same scores within 1e-4); ``precision`` tells which runs, ``warmup=True``
-    (or :meth:`warm_up`) does the loading and compiling at construction. Concurrent async calls share batches. See benchmarks/cross_encoder_speed.md for both modes.
+    the exact float32 pass; ``precision`` tells which runs. ``warmup=True`` (or :meth:`warm_up`) loads the model
+    and compiles its pass at construction, so calls run faster and never wait for a compiler (without it the
+    model loads on first use and runs eager). Concurrent async calls share batches. See benchmarks/cross_encoder_speed.md for both modes.
     Decoder rerankers (Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma, or any causal LM with a
     ``prompt_template``) are recognized from the model's config and scored by their model card's recipe
     with ``instruction`` (see :mod:`~rerank_kit.scorers.local.decoder_families`).
@@ -124,20 +133,16 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     def _configure(self, options: Any) -> None:
         self._warned_precision = False
+        self._band = RefinementBand()
         self._batcher = MicroBatcher(self.score_many, wait_s=options.batch_wait_ms / 1000,
                                      max_pairs=options.max_tokens_per_batch)
         if options.warmup:
             self.warm_up()
 
-    @property
-    def _compiled(self) -> bool:
-        """Fast mode compiles the float32 pass; bf16 runs eager (compiling it measured slower, benchmarks/)."""
-        return self.mode == "fast" and self.precision == "float32"
-
     def warm_up(self) -> None:
-        """Load the model and, in fast mode, make its bf16 copy and compile it now, so no call stalls on it."""
+        """Load the model, make the bf16 copy (fast mode) and compile now, so every call runs at full speed."""
         engine = self.engine
-        engine.warm_up(bf16=self.precision == "bfloat16", compiled=self._compiled)
+        engine.warm_up(bf16=self.precision == "bfloat16")
 
     async def ascore(self, query: str, texts: Sequence[str]) -> list[float]:
         """Concurrent async calls share batches (within ``batch_wait_ms``); each gets only its own scores."""
@@ -192,7 +197,7 @@ class CrossEncoderScorer(ConfiguredScorer):
             return "bfloat16"
         if not self._warned_precision:
             self._warned_precision = True
-            logger.info("mode='fast': bfloat16 is not faster on this device; compiled float32 instead")
+            logger.info("mode='fast': bfloat16 is not faster on this device; float32 instead")
         return "float32"
 
     def _load_engine(self, device: str) -> CrossEncoderEngine | DecoderEngine:
@@ -257,7 +262,6 @@ class CrossEncoderScorer(ConfiguredScorer):
             batch_size=self.batch_size,
             max_tokens_per_batch=self.max_tokens_per_batch,
             bf16=self.precision == "bfloat16",
-            compiled=self._compiled,
             **self._call_options(engine),
         )
         scores = [sigmoid(x) for x in logits] if self.activation == "sigmoid" else logits
@@ -266,3 +270,31 @@ class CrossEncoderScorer(ConfiguredScorer):
             out.append(scores[start : start + len(texts)])
             start += len(texts)
         return out
+
+    @property
+    def refines_top(self) -> bool:
+        """Whether a reranker should call :meth:`refine_top`: fast mode in bfloat16 with ``exact_top_n``."""
+        return self.exact_top_n and self.mode == "fast" and self.precision == "bfloat16"
+
+    def refine_top(self, requests: Sequence[RefineRequest], top_n: int) -> list[list[float]]:
+        """Each request's scores with those near the ``top_n`` cut replaced by float32 scores (one packed pass)."""
+        raw = self.activation == "raw"
+        logits = [[float(x) if raw else logit(x) for x in scores] for _, _, scores in requests]
+        bands = [self._band.near_cut(values, top_n) for values in logits]
+        pairs = [(query, texts[i]) for (query, texts, _), band in zip(requests, bands) for i in band]
+        refined = [list(scores) for _, _, scores in requests]
+        if not pairs:
+            return refined
+        engine = self.engine
+        exact = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
+                                             max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
+                                             **self._call_options(engine)))
+        fast_seen, exact_seen = [], []
+        for scores, values, band in zip(refined, logits, bands):
+            for i in band:
+                value = next(exact)
+                fast_seen.append(values[i])
+                exact_seen.append(value)
+                scores[i] = value if raw else sigmoid(value)
+        self._band.observe(fast_seen, exact_seen)
+        return refined

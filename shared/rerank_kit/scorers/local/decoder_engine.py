@@ -50,7 +50,7 @@ class DecoderEngine:
         self.softcap = getattr(model.config, "final_logit_softcapping", None) if detected.head == "causal" else None
         self.lock = threading.Lock()
         self.bf16_pays_off = bf16_pays_off(torch, self.device)
-        self.forward = PrecisionForwards(model, _last_hidden_of, self._warm_up)
+        self.forward = PrecisionForwards(model, _last_hidden_of)  # compiling decoders is not measured yet
         self._heads: dict[DecoderRecipe, tuple[Any, Any]] = {}
         self._warned_long_query = False
 
@@ -78,7 +78,6 @@ class DecoderEngine:
         batch_size: int,
         max_tokens_per_batch: int = DEFAULT_MAX_TOKENS_PER_BATCH,
         bf16: bool = False,
-        compiled: bool = False,
     ) -> list[float]:
         """One relevance logit per pair: ``logit(yes) - logit(no)`` (or ``logit(yes)``; classifiers: their logit)."""
         with self.lock:
@@ -92,7 +91,12 @@ class DecoderEngine:
                     lambda batch: self._score_batch([sequences[i] for i in batch], forward, weight, bias),
                 )
 
-            return self.forward.run(bf16, compiled, work)
+            return self.forward.run(bf16, work)
+
+    def warm_up(self, *, bf16: bool) -> None:
+        """Make the bf16 copy now (``CrossEncoderScorer.warm_up``); decoder passes are not compiled."""
+        with self.lock:
+            self.forward.warm_up(bf16)
 
     def encode(self, pairs: Sequence[tuple[str, str]], prompt: DecoderPrompt) -> list[list[int]]:
         """Token ids of each pair's prompt, the document truncated so the whole fits ``max_length``."""
@@ -187,15 +191,6 @@ class DecoderEngine:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         out = logits[:, 0] - logits[:, 1] if logits.shape[1] == 2 else logits[:, 0]
         return out.double().tolist()
-
-    def _warm_up(self, compiled: Callable[..., Any]) -> None:
-        import torch
-
-        for rows in (1, 2):
-            ids = torch.full((rows, 8), self.pad_id, device=self.device)
-            mask = torch.ones_like(ids)
-            positions = torch.arange(8, device=self.device).expand(rows, 8)
-            compiled(input_ids=ids, attention_mask=mask, position_ids=positions)
 
 
 def _last_hidden_of(model: Any) -> Callable[..., Any]:

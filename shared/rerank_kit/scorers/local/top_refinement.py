@@ -1,0 +1,52 @@
+"""Which fast-pass scores sit too close to a top-n cut to trust, so exact ones replace them.
+
+Fast mode's bfloat16 pass moves each logit by a small error (measured on the MiniLM stand-in: ~2% of the
+scores' spread), enough to swap near-ties at the ``top_n`` cut. Re-scoring only the texts whose fast logits
+lie within a margin of the cut, in float32, keeps exact mode's top n at the cost of a few pairs per query.
+The margin is learned: three times the error measured on the texts re-scored so far (the first calls
+re-score the texts nearest the cut to measure it), so a model whose bf16 error is larger gets a wider one.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Sequence
+
+#: The margin: this many times the root-mean-square fast-pass error seen on refined texts ...
+ERROR_MULTIPLE = 3.0
+#: ... once this many were seen; until then (calibration) the this many texts nearest the cut are re-scored.
+MIN_OBSERVED = 32
+
+
+class RefinementBand:
+    """Picks the texts near a top-n cut and learns the fast pass's error from each refinement."""
+
+    def __init__(self) -> None:
+        self._squares = 0.0
+        self._count = 0
+        self._lock = threading.Lock()
+
+    @property
+    def rms_error(self) -> float:
+        """Root-mean-square difference between fast and exact logits of every text refined so far."""
+        return math.sqrt(self._squares / self._count) if self._count else 0.0
+
+    def near_cut(self, logits: Sequence[float], top_n: int) -> list[int]:
+        """Indices of ``logits`` within the margin of the cut between the ``top_n``-th and the next score."""
+        if top_n >= len(logits):
+            return []
+        ranked = sorted(logits, reverse=True)
+        inside, outside = ranked[top_n - 1], ranked[top_n]
+        if self._count < MIN_OBSERVED:  # calibrating: the texts nearest the cut teach the error
+            middle = (inside + outside) / 2
+            nearest = sorted(range(len(logits)), key=lambda i: abs(logits[i] - middle))[:MIN_OBSERVED]
+            return sorted(nearest)
+        margin = ERROR_MULTIPLE * self.rms_error
+        return [i for i, value in enumerate(logits) if outside - margin <= value <= inside + margin]
+
+    def observe(self, fast: Sequence[float], exact: Sequence[float]) -> None:
+        """Record the error of refined texts (fast vs exact logits), widening later margins if it is large."""
+        with self._lock:
+            self._squares += sum((a - b) ** 2 for a, b in zip(fast, exact))
+            self._count += len(exact)
