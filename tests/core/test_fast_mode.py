@@ -73,6 +73,17 @@ def test_warm_up_compiles_at_construction_and_nothing_recompiles_later(tiny_cros
     assert eager(pairs, batch_size=16, bf16=bf16) == pytest.approx(expected, abs=1e-4 if not bf16 else 0.1)
 
 
+def test_models_of_one_shape_warmed_up_in_one_process_keep_their_own_weights(tmp_path) -> None:
+    from tests.conftest import build_tiny_cross_encoder
+
+    for seed in (3, 4):
+        path = str(build_tiny_cross_encoder(tmp_path / str(seed), seed=seed))
+        eager = CrossEncoderScorer(path, activation="raw", max_length=63, local_files_only=True)  # own engine
+        warmed = CrossEncoderScorer(path, activation="raw", warmup=True, local_files_only=True)
+        assert warmed.engine is not eager.engine
+        assert warmed.score(QUERY, TEXTS) == pytest.approx(eager.score(QUERY, TEXTS), abs=1e-5)
+
+
 def test_without_warm_up_nothing_compiles(tiny_cross_encoder) -> None:
     model_registry.clear()
     scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16", local_files_only=True)
@@ -92,15 +103,16 @@ def test_fast_mode_returns_exact_modes_top_n(tiny_cross_encoder, top_n) -> None:
     for i in range(6):
         query = f"{QUERY} {WORDS[i]}"
         assert _top(fast.rerank(query, MANY)) == _top(exact.rerank(query, MANY))
-    assert fast_scorer._band.rms_error > 0  # the bf16 pass does differ: texts near the cut were re-scored
+    assert fast_scorer.engine.forward.bf16_band.rms_error > 0  # the bf16 pass does differ: texts near the cut were re-scored
 
 
 def test_refined_scores_are_exact_near_the_cut_and_bf16_elsewhere(tiny_cross_encoder) -> None:
+    model_registry.clear()  # a fresh model calibrates: its first refinement re-scores the 32 texts nearest the cut
     fast = CrossEncoderScorer(tiny_cross_encoder, activation="raw", mode="fast", precision="bfloat16",
                               local_files_only=True)
     exact = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True).score(QUERY, MANY)
     bf16 = fast.score(QUERY, MANY)
-    band = RefinementBand().near_cut(bf16, 5)
+    band = fast.engine.forward.bf16_band.near_cut(bf16, 5)  # what the refinement re-scores now
     refined = fast.refine_top([(QUERY, MANY, bf16)], 5)[0]
     assert band and len(band) < len(MANY)
     for i, value in enumerate(refined):

@@ -28,7 +28,6 @@ from rerank_kit.scorers.local.decoder_families import (
     template_recipe,
 )
 from rerank_kit.scorers.local.batcher import MicroBatcher
-from rerank_kit.scorers.local.top_refinement import RefinementBand
 from rerank_kit.scorers.local.engine import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_MAX_TOKENS_PER_BATCH,
@@ -133,7 +132,6 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     def _configure(self, options: Any) -> None:
         self._warned_precision = False
-        self._band = RefinementBand()
         self._batcher = MicroBatcher(self.score_many, wait_s=options.batch_wait_ms / 1000,
                                      max_pairs=options.max_tokens_per_batch)
         if options.warmup:
@@ -279,22 +277,23 @@ class CrossEncoderScorer(ConfiguredScorer):
     def refine_top(self, requests: Sequence[RefineRequest], top_n: int) -> list[list[float]]:
         """Each request's scores with those near the ``top_n`` cut replaced by float32 scores (one packed pass)."""
         raw = self.activation == "raw"
+        engine = self.engine
+        band = engine.forward.bf16_band
         logits = [[float(x) if raw else logit(x) for x in scores] for _, _, scores in requests]
-        bands = [self._band.near_cut(values, top_n) for values in logits]
+        bands = [band.near_cut(values, top_n) for values in logits]
         pairs = [(query, texts[i]) for (query, texts, _), band in zip(requests, bands) for i in band]
         refined = [list(scores) for _, _, scores in requests]
         if not pairs:
             return refined
-        engine = self.engine
         exact = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
                                              max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
                                              **self._call_options(engine)))
         fast_seen, exact_seen = [], []
-        for scores, values, band in zip(refined, logits, bands):
-            for i in band:
+        for scores, values, near in zip(refined, logits, bands):
+            for i in near:
                 value = next(exact)
                 fast_seen.append(values[i])
                 exact_seen.append(value)
                 scores[i] = value if raw else sigmoid(value)
-        self._band.observe(fast_seen, exact_seen)
+        band.observe(fast_seen, exact_seen)
         return refined

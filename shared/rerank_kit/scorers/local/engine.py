@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from rerank_kit.scorers.local.forward import CLSForward
+from rerank_kit.scorers.local.top_refinement import RefinementBand
 
 logger = logging.getLogger("rerank_kit.cross_encoder")
 
@@ -148,6 +149,8 @@ class PrecisionForwards:
         self._models: dict[bool, Any] = {False: model}
         self._eager: dict[bool, Callable[..., Any]] = {}
         self._compiled: dict[bool, Callable[..., Any]] = {}
+        #: the bf16 pass's error near top-n cuts, learned once per model by every scorer using it
+        self.bf16_band = RefinementBand()
 
     def run(self, bf16: bool, work: Callable[[Callable[..., Any]], T]) -> T:
         """``work(forward)`` with the variant asked for: the compiled one after a warm-up, else eager."""
