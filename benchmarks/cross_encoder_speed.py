@@ -111,7 +111,7 @@ def fidelity(model_path: str, requests: list[tuple[str, list[str]]]) -> dict[str
         result[f"{name}_top10"] = statistics.mean(overlaps)
         if rhos:
             result[f"{name}_spearman"] = statistics.mean(rhos)
-    result["rms_error"] = fast_scorer._band.rms_error
+    result["rms_error"] = fast_scorer.engine.forward.bf16_band.rms_error
     return result
 
 
