@@ -275,25 +275,32 @@ class CrossEncoderScorer(ConfiguredScorer):
         return self.exact_top_n and self.mode == "fast" and self.precision == "bfloat16"
 
     def refine_top(self, requests: Sequence[RefineRequest], top_n: int) -> list[list[float]]:
-        """Each request's scores with those near the ``top_n`` cut replaced by float32 scores (one packed pass)."""
+        """Each request's scores with those near the ``top_n`` cut replaced by float32 scores.
+
+        Repeats until every text within the margin of the (moving) cut is exact: a refined text can move the
+        cut, and the first refinement of a model widens the margin it learns (packed passes, bounded by n).
+        """
         raw = self.activation == "raw"
         engine = self.engine
         band = engine.forward.bf16_band
         logits = [[float(x) if raw else logit(x) for x in scores] for _, _, scores in requests]
-        bands = [band.near_cut(values, top_n) for values in logits]
-        pairs = [(query, texts[i]) for (query, texts, _), band in zip(requests, bands) for i in band]
         refined = [list(scores) for _, _, scores in requests]
-        if not pairs:
-            return refined
-        exact = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
-                                             max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
-                                             **self._call_options(engine)))
-        fast_seen, exact_seen = [], []
-        for scores, values, near in zip(refined, logits, bands):
-            for i in near:
-                value = next(exact)
-                fast_seen.append(values[i])
-                exact_seen.append(value)
-                scores[i] = value if raw else sigmoid(value)
-        band.observe(fast_seen, exact_seen)
-        return refined
+        exact: list[set[int]] = [set() for _ in requests]
+        while True:
+            todo = [[i for i in band.near_cut(values, top_n) if i not in done] for values, done in zip(logits, exact)]
+            pairs = [(query, texts[i]) for (query, texts, _), near in zip(requests, todo) for i in near]
+            if not pairs:
+                return refined
+            values = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
+                                                  max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
+                                                  **self._call_options(engine)))
+            fast_seen, exact_seen = [], []
+            for scores, query_logits, near, done in zip(refined, logits, todo, exact):
+                for i in near:
+                    value = next(values)
+                    fast_seen.append(query_logits[i])
+                    exact_seen.append(value)
+                    query_logits[i] = value
+                    scores[i] = value if raw else sigmoid(value)
+                    done.add(i)
+            band.observe(fast_seen, exact_seen)

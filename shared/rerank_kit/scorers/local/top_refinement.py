@@ -3,8 +3,9 @@
 Fast mode's bfloat16 pass moves each logit by a small error (measured on the MiniLM stand-in: ~2% of the
 scores' spread), enough to swap near-ties at the ``top_n`` cut. Re-scoring only the texts whose fast logits
 lie within a margin of the cut, in float32, keeps exact mode's top n at the cost of a few pairs per query.
-The margin is learned: three times the error measured on the texts re-scored so far (the first calls
-re-score the texts nearest the cut to measure it), so a model whose bf16 error is larger gets a wider one.
+The margin is learned: three times the rms error measured on the texts re-scored so far, and at least the
+largest error seen (the first call re-scores the texts nearest the cut to measure it), so a model whose bf16
+error is larger gets a wider one.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import math
 import threading
 from collections.abc import Sequence
 
-#: The margin: this many times the root-mean-square fast-pass error seen on refined texts ...
+#: The margin: this many times the root-mean-square fast-pass error seen on refined texts, and at least the
+#: largest single error seen (errors have heavier tails than a normal distribution on some models) ...
 ERROR_MULTIPLE = 3.0
 #: ... once this many were seen; until then (calibration) the this many texts nearest the cut are re-scored.
-MIN_OBSERVED = 32
+MIN_OBSERVED = 16
 
 
 class RefinementBand:
@@ -24,6 +26,7 @@ class RefinementBand:
 
     def __init__(self) -> None:
         self._squares = 0.0
+        self._largest = 0.0
         self._count = 0
         self._lock = threading.Lock()
 
@@ -42,11 +45,12 @@ class RefinementBand:
             middle = (inside + outside) / 2
             nearest = sorted(range(len(logits)), key=lambda i: abs(logits[i] - middle))[:MIN_OBSERVED]
             return sorted(nearest)
-        margin = ERROR_MULTIPLE * self.rms_error
+        margin = max(ERROR_MULTIPLE * self.rms_error, self._largest)
         return [i for i, value in enumerate(logits) if outside - margin <= value <= inside + margin]
 
     def observe(self, fast: Sequence[float], exact: Sequence[float]) -> None:
         """Record the error of refined texts (fast vs exact logits), widening later margins if it is large."""
         with self._lock:
             self._squares += sum((a - b) ** 2 for a, b in zip(fast, exact))
+            self._largest = max([self._largest, *(abs(a - b) for a, b in zip(fast, exact))])
             self._count += len(exact)
