@@ -143,6 +143,21 @@ def test_exact_top_n_can_be_switched_off_and_exact_mode_never_refines(tiny_cross
     assert [r.score for r in results] == sorted(bf16, reverse=True)[:5]
 
 
+def test_fast_mode_runs_float32_for_a_model_whose_bf16_error_swamps_its_scores(tiny_cross_encoder, caplog) -> None:
+    model_registry.clear()
+    scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", local_files_only=True)
+    scorer.engine.bf16_pays_off = True  # as on an AMX CPU, whatever this machine is
+    exact = Reranker(CrossEncoderScorer(tiny_cross_encoder, local_files_only=True), top_n=5, cache=False)
+    fast = Reranker(scorer, top_n=5, cache=False)
+    assert scorer.precision == "bfloat16"
+    for i in range(3):  # the tiny random model's logits differ by ~1e-5, its bf16 error is ~2e-3
+        query = f"{QUERY} {WORDS[i]}"
+        assert _top(fast.rerank(query, MANY)) == _top(exact.rerank(query, MANY))
+    assert scorer.precision == "float32" and not scorer.refines_top
+    assert "fast mode runs float32 for it from now on" in caplog.text
+    assert _top(fast.rerank(QUERY, MANY)) == _top(exact.rerank(QUERY, MANY))
+
+
 def test_the_margin_follows_the_observed_error() -> None:
     band = RefinementBand()
     logits = [float(i) for i in range(2 * MIN_OBSERVED)]

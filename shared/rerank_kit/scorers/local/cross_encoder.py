@@ -191,7 +191,8 @@ class CrossEncoderScorer(ConfiguredScorer):
             return "float32"
         if self.options.precision != "auto":
             return self.options.precision
-        if self.engine.bf16_pays_off:
+        engine = self.engine
+        if engine.bf16_pays_off and not (self.exact_top_n and engine.forward.bf16_band.unhelpful):
             return "bfloat16"
         if not self._warned_precision:
             self._warned_precision = True
@@ -290,6 +291,7 @@ class CrossEncoderScorer(ConfiguredScorer):
             todo = [[i for i in band.near_cut(values, top_n) if i not in done] for values, done in zip(logits, exact)]
             pairs = [(query, texts[i]) for (query, texts, _), near in zip(requests, todo) for i in near]
             if not pairs:
+                band.judge(logits)
                 return refined
             values = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
                                                   max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
