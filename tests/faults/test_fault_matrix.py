@@ -66,8 +66,9 @@ ATTEMPTS = 1 + MAX_RETRIES
 TIMEOUT = 1.0
 SLOW_TIMEOUT = 0.5
 SLOW_FAULTS = {"silent", "trickle"}
-#: How long past ``timeout`` x attempts a trickled call may take: backoff (0.01 s) plus scheduling.
-TRICKLE_SLACK = 1.0
+#: How long past ``timeout`` x attempts a trickled call may take: backoff (0.01 s) plus scheduling and client
+#: set-up on a loaded 2-core machine (1.0 s was exceeded once in a full run); unbounded attempts never end.
+TRICKLE_SLACK = 2.0
 #: How long past ``timeout`` x attempts any other call may run before it counts as hung.
 GUARD_SLACK = 3.0
 #: A 429 asking for an hour must fail at once, well under this.
