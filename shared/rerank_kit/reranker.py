@@ -30,7 +30,9 @@ class Reranker:
 
     Policy, in order: validate the input; score each distinct text once (duplicates share a score,
     and cached scores are reused); optionally normalize; sort by score descending with ties kept in
-    input order; drop scores below ``score_threshold``; keep the first ``top_n`` (``None`` keeps all).
+    input order; drop scores below ``score_threshold``; keep the first ``top_n`` (``None`` keeps all). A scorer
+    with an approximate fast pass (:class:`~rerank_kit.scorer.CanRefineTop`, e.g. fast mode in bfloat16)
+    re-scores exactly the texts near the ``top_n`` cut before the sort, so the top n are its exact pass's.
 
     ``normalize``: ``"none"`` keeps the scorer's scale; ``"sigmoid"`` maps logits to (0, 1);
     ``"minmax"`` rescales each call's scores to [0, 1]. The threshold applies after normalization.

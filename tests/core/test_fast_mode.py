@@ -103,7 +103,7 @@ def test_fast_mode_returns_exact_modes_top_n(tiny_cross_encoder, top_n) -> None:
     for i in range(6):
         query = f"{QUERY} {WORDS[i]}"
         assert _top(fast.rerank(query, MANY)) == _top(exact.rerank(query, MANY))
-    assert fast_scorer.engine.forward.bf16_band.rms_error > 0  # the bf16 pass does differ: texts near the cut were re-scored
+    assert fast_scorer.engine.forward.bf16_band.rms_error > 0  # bf16 does differ: texts near the cut were re-scored
 
 
 def test_refined_scores_are_exact_near_the_cut_and_bf16_elsewhere(tiny_cross_encoder) -> None:

@@ -119,7 +119,9 @@ class CrossEncoderScorer(ConfiguredScorer):
     ``mode="fast"`` runs a copy with bfloat16 matrix weights where that is faster (GPUs, CPUs with AMX), else
     the exact float32 pass; ``precision`` tells which runs. ``warmup=True`` (or :meth:`warm_up`) loads the model
     and compiles its pass at construction, so calls run faster and never wait for a compiler (without it the
-    model loads on first use and runs eager). Concurrent async calls share batches. See benchmarks/cross_encoder_speed.md for both modes.
+    model loads on first use and runs eager). In bfloat16, ``exact_top_n`` re-scores in float32 the candidates
+    near a reranker's ``top_n`` cut, so fast mode returns exact mode's top n. Concurrent async calls share
+    batches. See benchmarks/cross_encoder_speed.md for both modes.
     Decoder rerankers (Qwen3-Reranker, mxbai-rerank-v2, bge-reranker-v2-gemma, or any causal LM with a
     ``prompt_template``) are recognized from the model's config and scored by their model card's recipe
     with ``instruction`` (see :mod:`~rerank_kit.scorers.local.decoder_families`).
@@ -186,7 +188,10 @@ class CrossEncoderScorer(ConfiguredScorer):
 
     @property
     def precision(self) -> str:
-        """What runs: ``"bfloat16"`` in fast mode where it pays off (or forced), else ``"float32"`` (loads the model)."""
+        """What runs: ``"bfloat16"`` in fast mode where it pays off (or forced), else ``"float32"`` (loads the model).
+
+        Fast mode with ``exact_top_n`` also runs float32 for a model whose bf16 error swamps its score differences.
+        """
         if self.mode != "fast":
             return "float32"
         if self.options.precision != "auto":
