@@ -7,7 +7,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from rerank_kit._math import sigmoid
 from rerank_kit.cache import ScoreCache, cache_keys
@@ -104,7 +104,7 @@ class Reranker:
                     call.fill(*self.scorer.score_many_traced(call.to_score))
                 except ProviderError as error:
                     return self._kept_order(call.plans, error, call.started)
-                call.refine()
+                call.refine(call.refinable())
         return call.results()
 
     async def arerank_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[RerankResult]]:
@@ -116,8 +116,9 @@ class Reranker:
                     call.fill(*await self.scorer.ascore_many_traced(call.to_score))
                 except ProviderError as error:
                     return self._kept_order(call.plans, error, call.started)
-                if call.refinable():
-                    await asyncio.to_thread(call.refine)
+                plans = call.refinable()
+                if plans:
+                    await asyncio.to_thread(call.refine, plans)
         return call.results()
 
     def _span(self, plans: Sequence[_Plan], pending: Sequence[_Plan]) -> Any:
@@ -182,13 +183,11 @@ class _Call:
             return []
         return [plan for plan in self.pending if len(plan.distinct) > top_n]
 
-    def refine(self) -> None:
-        """Let a fast scorer re-score exactly the texts near the ``top_n`` cut (see :class:`CanRefineTop`)."""
-        plans = self.refinable()
+    def refine(self, plans: Sequence[_Plan]) -> None:
+        """Let a fast scorer re-score exactly the texts of ``plans`` (:meth:`refinable`) near the ``top_n`` cut."""
         if not plans:
             return
-        scorer, top_n = self.reranker.scorer, self.reranker.top_n
-        assert isinstance(scorer, CanRefineTop) and top_n is not None
+        scorer, top_n = cast(CanRefineTop, self.reranker.scorer), cast(int, self.reranker.top_n)
         refined = scorer.refine_top([(plan.query, plan.distinct, plan.ready_scores()) for plan in plans], top_n)
         for plan, scores in zip(plans, _checked_batches(scorer, [len(plan.distinct) for plan in plans], refined)):
             plan.refined(scores, self.reranker)

@@ -133,7 +133,7 @@ class PrecisionForwards:
     autocast over float32 weights) while norms, embeddings and the residual stream stay float32 under
     autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says
     its pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant with weight freezing (fused
-    bias, activation, casts and norms: measured 1.04-1.17x in float32 and 1.1-1.5x in bf16 on an AMX CPU) for
+    bias, activation, casts and norms; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
     every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls run
     eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower calls
     meanwhile (the compiler holds the GIL). Do not change a model's weights after its warm-up: freezing may fold
