@@ -22,23 +22,28 @@ WORDS = (
 ).split()
 
 
-def build_tiny_cross_encoder(path: Path, num_labels: int = 1, seed: int = 0) -> Path:
-    """Save a 2-layer BERT sequence classifier with a word-level vocab to ``path``."""
+def build_tiny_cross_encoder(path: Path, num_labels: int = 1, seed: int = 0, model_type: str = "bert") -> Path:
+    """Save a 2-layer BERT (or RoBERTa) sequence classifier with a word-level vocab to ``path``."""
     import torch
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+    from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast, RobertaConfig,
+                              RobertaForSequenceClassification)
 
     path.mkdir(parents=True, exist_ok=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *"abcdefghijklmnopqrstuvwxyz"]
     (path / "vocab.txt").write_text("\n".join(vocab))
     tokenizer = BertTokenizerFast(str(path / "vocab.txt"), model_max_length=64)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
-    )
+    shape = {"vocab_size": len(vocab), "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "num_labels": num_labels}
     torch.manual_seed(seed)
-    model = BertForSequenceClassification(config)
+    if model_type == "roberta":  # positions start after the padding index; two segment types for the BERT vocab
+        config = RobertaConfig(**shape, max_position_embeddings=130, pad_token_id=0, type_vocab_size=2)
+        model = RobertaForSequenceClassification(config)
+        head = model.classifier.out_proj
+    else:
+        model = BertForSequenceClassification(BertConfig(**shape, max_position_embeddings=128))
+        head = model.classifier
     with torch.no_grad():
-        model.classifier.weight.mul_(40.0)  # spread scores so orderings are not all near-ties
+        head.weight.mul_(40.0)  # spread scores so orderings are not all near-ties
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path

@@ -144,14 +144,20 @@ def test_bad_settings_fail_at_construction(kwargs, message):
         CrossEncoderScorer(**kwargs)
 
 
-def test_bert_models_use_the_cls_only_last_layer_with_identical_scores(tiny_cross_encoder):
-    scorer = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True)
-    assert scorer.engine.cls_forward is not None
+@pytest.mark.parametrize("model_type", ["bert", "roberta"])
+@pytest.mark.parametrize("warmup", [False, True])
+def test_bert_family_models_run_packed_with_the_cls_only_last_layer_and_identical_scores(tmp_path, model_type, warmup):
+    from tests.conftest import build_tiny_cross_encoder
+
+    path = str(build_tiny_cross_encoder(tmp_path / model_type, model_type=model_type))
+    scorer = CrossEncoderScorer(path, activation="raw", warmup=warmup, batch_size=3, local_files_only=True)
+    assert scorer.engine.cls_forward is not None and scorer.engine.cls_forward.packed  # CPU: no padding anywhere
     model, tokenizer = scorer.engine.model, scorer.engine.tokenizer
-    features = tokenizer([QUERY] * len(TEXTS), TEXTS, padding=True, return_tensors="pt")
+    texts = [*TEXTS, " ".join(TEXTS) * 3]  # one pair truncated to max_length, batches of mixed lengths
+    features = tokenizer([QUERY] * len(texts), texts, padding=True, truncation=True, return_tensors="pt")
     with torch.inference_mode():
         full = model(**features).logits[:, 0].tolist()
-    assert scorer.score(QUERY, TEXTS) == pytest.approx(full, abs=1e-5)
+    assert scorer.score(QUERY, texts) == pytest.approx(full, abs=1e-5)
 
 
 def test_warm_up_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder, monkeypatch, caplog):

@@ -35,12 +35,30 @@ def test_forced_bf16_runs_bf16_weights_and_ranks_like_float32(tiny_cross_encoder
     fast_scores, exact_scores = bf16.score(QUERY, TEXTS), exact.score(QUERY, TEXTS)
     assert fast_scores == pytest.approx(exact_scores, abs=0.25)
     assert fast_scores == pytest.approx(_plain_bf16_logits(tiny_cross_encoder), abs=1e-2)
-    copy, original = bf16.engine.forward._models[True], bf16.engine.forward._models[False]
+    copy, original = bf16.engine.forward.eager(True).model, bf16.engine.model
+    head = {*copy.classifier.parameters(), *copy.base_model.pooler.parameters()}
+    assert all(p.dtype == torch.float32 for p in head)  # the logit keeps float32 precision
+    assert all(p.dtype == torch.bfloat16 for p in copy.parameters() if p not in head)  # every layer runs bf16
+    assert all(p.dtype == torch.float32 for p in original.parameters())  # the exact model is untouched
+
+
+def test_other_models_run_bf16_linears_under_autocast(tiny_cross_encoder) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from rerank_kit.scorers.local.engine import CrossEncoderEngine
+
+    engine = CrossEncoderEngine(CrossEncoder(tiny_cross_encoder, local_files_only=True))
+    engine.cls_forward = None  # as for a model CLSForward does not support
+    engine.forward = type(engine.forward)(engine.model, engine._forward_of)
+    engine.forward.eager(True)
+    copy = engine.forward._models[True]
     linears = [m for m in copy.modules() if isinstance(m, torch.nn.Linear)]
     norms = [m for m in copy.modules() if isinstance(m, torch.nn.LayerNorm)]
     assert linears and all(m.weight.dtype == torch.bfloat16 for m in linears)
     assert norms and all(m.weight.dtype == torch.float32 for m in norms)  # norms and residuals stay float32
-    assert all(p.dtype == torch.float32 for p in original.parameters())  # the exact model is untouched
+    pairs = [(QUERY, text) for text in TEXTS]
+    assert engine.relevance_logits(pairs, batch_size=4, bf16=True) == pytest.approx(
+        _plain_bf16_logits(tiny_cross_encoder), abs=1e-2)
 
 
 def test_exact_mode_cannot_be_bf16_and_precision_changes_the_cache_key(tiny_cross_encoder) -> None:

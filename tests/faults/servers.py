@@ -18,6 +18,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -99,6 +100,14 @@ class FaultServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
+
+    def requests_seen(self, expected: int | None, *, within: float = 1.0) -> int:
+        """How many requests arrived, waiting up to ``within`` seconds for ``expected`` of them: under load an
+        attempt the client already gave up on can still sit in the listen queue, unread."""
+        deadline = time.monotonic() + within
+        while expected is not None and len(self.requests) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.requests)
 
     def __enter__(self) -> FaultServer:
         self._thread.start()

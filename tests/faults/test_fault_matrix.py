@@ -337,7 +337,7 @@ def test_fault_cell(backend: str, fault: str, mode: str, recwarn: pytest.Warning
     with FaultServer(FAULTS[fault](WIRES[backend])) as server:
         scorer = build(backend, server.url, timeout=timeout)
         run = guarded_call(scorer, mode, guard)
-        requests = len(server.requests)
+        requests = server.requests_seen(outcome.requests)
     warned = any(issubclass(w.category, LLMAnswerWarning) for w in recwarn)
     problems = check(run, outcome, backend, requests, warned, guard)
 

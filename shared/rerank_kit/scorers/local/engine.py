@@ -25,9 +25,9 @@ class CrossEncoderEngine:
     """Relevance logits for (query, text) pairs from one shared model, safe to call from many threads.
 
     Pairs are tokenized once with truncation to the model's max length, sorted by token length and
-    cut into batches bounded by a pair count and a padded-token budget, so padding is near zero and
+    cut into batches bounded by a pair count and a padded-token budget, so padding is small and
     memory does not grow with the number of candidates. BERT-family models run the last layer for
-    [CLS] only (see :mod:`~rerank_kit.scorers.local.forward`). A lock serializes callers: the fast tokenizer
+    [CLS] only and, on CPU, packed without any padding (see :mod:`~rerank_kit.scorers.local.forward`). A lock serializes callers: the fast tokenizer
     is not thread-safe and concurrent forward passes would only fight over the same cores.
     Models that are not a plain sequence-classification transformer go through ``CrossEncoder.predict``.
     """
@@ -54,7 +54,8 @@ class CrossEncoderEngine:
         self._torch = torch
         self.bf16_pays_off = bf16_pays_off(torch, self.model.device if self.model is not None else None)
         compilable = self.cls_forward is not None and self.model.device.type == "cpu"  # measured there only
-        self.forward = PrecisionForwards(self.model, self._forward_of, self._warm_up if compilable else None)
+        self.forward = PrecisionForwards(self.model, self._forward_of, self._warm_up if compilable else None,
+                                         CLSForward.bf16 if self.cls_forward is not None else None)
 
     def relevance_logits(
         self,
@@ -87,10 +88,21 @@ class CrossEncoderEngine:
             return CLSForward(model)
         return lambda **features: model(**features).logits
 
-    def _warm_up(self, compiled: Callable[..., Any]) -> None:
+    def _warm_up(self, compiled: Callable[..., Any], eager: Any) -> None:
         for rows in (1, 2):
-            features = self.tokenizer(["warm up"] * rows, ["compilation"] * rows, return_tensors="pt")
-            compiled(**{key: value.to(self.model.device) for key, value in features.items()})
+            encoded = self.tokenizer(["warm up"] * rows, ["compilation"] * rows)
+            compiled(**self._features(encoded, list(range(rows))))
+        # compiled passes are CLSForward's; past 512 tokens the set-up is small against the attention itself
+        longest = min(self.max_length or 512, 512)
+        eager.warm_up_kernels(longest, max(DEFAULT_MAX_TOKENS_PER_BATCH, longest), DEFAULT_BATCH_SIZE)
+
+    def _features(self, encoded: Any, rows: list[int]) -> dict[str, Any]:
+        """The forward pass's inputs for ``rows`` of the tokenizer's unpadded output."""
+        if self.cls_forward is not None:
+            return self.cls_forward.inputs(encoded, rows, self.tokenizer)
+        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
+        features = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in keys}, return_tensors="pt")
+        return {key: value.to(self.model.device) for key, value in features.items()}
 
     def _direct(
         self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, forward: Callable[..., Any],
@@ -101,13 +113,10 @@ class CrossEncoderEngine:
             truncation="longest_first",
             max_length=self.max_length,
         )
-        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
         lengths = [len(ids) for ids in encoded["input_ids"]]
-        device = self.model.device
 
         def score_batch(batch: list[int]) -> list[float]:
-            features = self.tokenizer.pad({key: [encoded[key][i] for i in batch] for key in keys}, return_tensors="pt")
-            out = forward(**{key: value.to(device) for key, value in features.items()}).float()
+            out = forward(**self._features(encoded, batch)).float()
             return self._reduce(out).tolist()
 
         return score_in_batches(lengths, batch_size, max_tokens, score_batch)
@@ -129,9 +138,10 @@ class CrossEncoderEngine:
 class PrecisionForwards:
     """A model's forward pass in float32 or with bfloat16 matrix weights; compiled after :meth:`warm_up`.
 
-    The bfloat16 copy is made once: its linear layers hold bfloat16 weights (no per-call conversion, unlike
-    autocast over float32 weights) while norms, embeddings and the residual stream stay float32 under
-    autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says
+    The bfloat16 variant is made once: the pass's own where the engine gives one (``CLSForward.bf16``: every
+    layer bfloat16, the head float32), else a copy whose linear layers hold bfloat16 weights (no per-call
+    conversion, unlike autocast over float32 weights) while norms, embeddings and the residual stream stay
+    float32 under autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says
     its pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant with weight freezing (fused
     bias, activation, casts and norms; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
     every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls run
@@ -142,10 +152,13 @@ class PrecisionForwards:
     """
 
     def __init__(self, model: Any, forward_of: Callable[[Any], Callable[..., Any]],
-                 warm_up: Callable[[Callable[..., Any]], None] | None = None) -> None:
+                 warm_up: Callable[[Callable[..., Any], Callable[..., Any]], None] | None = None,
+                 bf16_forward_of: Callable[[Any], Callable[..., Any]] | None = None) -> None:
         self.model = model
         self._forward_of = forward_of
         self._warm_up = warm_up
+        #: builds the bf16 variant from the float32 model where a pass has its own (else bf16 linears + autocast)
+        self._bf16_forward_of = bf16_forward_of
         self._models: dict[bool, Any] = {False: model}
         self._eager: dict[bool, Callable[..., Any]] = {}
         self._compiled: dict[bool, Callable[..., Any]] = {}
@@ -178,7 +191,7 @@ class PrecisionForwards:
         try:
             compiled = torch.compile(eager, dynamic=True, options={"freezing": True})
             with torch.inference_mode():
-                self._warm_up(compiled)
+                self._warm_up(compiled, eager)
         except Exception as exc:  # noqa: BLE001 - any compiler failure keeps the eager pass
             logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
             compiled = eager
@@ -187,7 +200,9 @@ class PrecisionForwards:
     def eager(self, bf16: bool) -> Callable[..., Any]:
         """The eager forward of one variant, built on first use."""
         if bf16 not in self._eager:
-            if bf16:
+            if bf16 and self._bf16_forward_of is not None:
+                self._eager[bf16] = self._bf16_forward_of(self.model)
+            elif bf16:
                 self._eager[bf16] = _under_bf16_autocast(self._forward_of(self._model(True)), self.model.device)
             else:
                 self._eager[bf16] = self._forward_of(self.model)
