@@ -160,6 +160,21 @@ def test_bert_family_models_run_packed_with_the_cls_only_last_layer_and_identica
     assert scorer.score(QUERY, texts) == pytest.approx(full, abs=1e-5)
 
 
+def test_the_padded_pass_for_other_devices_matches_the_models_own_forward(tiny_cross_encoder):
+    from rerank_kit.scorers.local.forward import CLSForward
+
+    engine = CrossEncoderScorer(tiny_cross_encoder, local_files_only=True).engine
+    padded = CLSForward(engine.model)
+    padded.packed = False  # what a GPU runs: one masked attention call per padded batch
+    texts = [*TEXTS, " ".join(TEXTS) * 3]
+    encoded = engine.tokenizer([QUERY] * len(texts), texts, truncation=True, max_length=64)
+    features = engine.tokenizer([QUERY] * len(texts), texts, padding=True, truncation=True, max_length=64,
+                                return_tensors="pt")
+    with torch.inference_mode():
+        got = padded(**padded.inputs(encoded, list(range(len(texts))), engine.tokenizer))[:, 0].tolist()
+        assert got == pytest.approx(engine.model(**features).logits[:, 0].tolist(), abs=1e-5)
+
+
 def test_warm_up_falls_back_to_eager_when_compilation_fails(tiny_cross_encoder, monkeypatch, caplog):
     def compiler_missing(function, **options):
         def fail(**features):

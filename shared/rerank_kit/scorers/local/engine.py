@@ -142,8 +142,8 @@ class PrecisionForwards:
     layer bfloat16, the head float32), else a copy whose linear layers hold bfloat16 weights (no per-call
     conversion, unlike autocast over float32 weights) while norms, embeddings and the residual stream stay
     float32 under autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says
-    its pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant with weight freezing (fused
-    bias, activation, casts and norms; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
+    its pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant (inductor fuses the casts,
+    bias, activation and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
     every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls run
     eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower calls
     meanwhile (the compiler holds the GIL). Do not change a model's weights after its warm-up: freezing may fold

@@ -65,6 +65,11 @@ class RefinementBand:
                 self.margin, spread)
 
     @property
+    def observed(self) -> int:
+        """How many texts were refined (re-scored in float32) so far."""
+        return self._count
+
+    @property
     def rms_error(self) -> float:
         """Root-mean-square difference between fast and exact logits of every text refined so far."""
         return math.sqrt(self._squares / self._count) if self._count else 0.0
