@@ -187,7 +187,7 @@ def _first_calls(model_path: str, label: str, calls: int) -> None:
     print(json.dumps([built, times]))
 
 
-def concurrency(model_path: str, requests: list[tuple[str, list[str]]], rounds: int = 3) -> dict[str, float]:
+def concurrency(model_path: str, requests: list[tuple[str, list[str]]], rounds: int = 5) -> dict[str, float]:
     """16 async callers x 10 passages: shared batches vs one ``rerank_many`` vs the calls one after another."""
     import asyncio
 
