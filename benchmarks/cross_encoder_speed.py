@@ -280,6 +280,7 @@ def main() -> None:
     p50 = {name: statistics.median(times) for name, times in seconds.items()}
     anchors = ["LangChain CrossEncoderReranker", "LlamaIndex SentenceTransformerRerank"]
     best_anchor = max(anchors, key=rates.__getitem__)
+    base_anchor = max(anchors, key=base.__getitem__)
 
     lines = [
         f"# Cross-encoder speed ({'quick' if args.quick else 'full'} run)",
@@ -325,10 +326,10 @@ def main() -> None:
         f"BERT-base-sized model (L-12, hidden 768, random weights), {len(base_requests)} queries x "
         f"{len(base_requests[0][1])} passages:",
         "",
-        f"| contender | docs/s | x {best_anchor.split()[0]} |",
+        f"| contender | docs/s | x {base_anchor.split()[0]} (faster anchor) |",
         "| --- | ---: | ---: |",
     ]
-    lines += [f"| {name} | {rate:.2f} | {rate / base[best_anchor]:.2f} |" for name, rate in base.items()]
+    lines += [f"| {name} | {rate:.2f} | {rate / base[base_anchor]:.2f} |" for name, rate in base.items()]
     report = "\n".join(lines) + "\n"
     print(report)
     out = args.out or HERE / f"cross_encoder_speed{'_quick' if args.quick else ''}.md"

@@ -24,11 +24,11 @@ T = TypeVar("T")
 class CrossEncoderEngine:
     """Relevance logits for (query, text) pairs from one shared model, safe to call from many threads.
 
-    Pairs are tokenized once with truncation to the model's max length, sorted by token length and
-    cut into batches bounded by a pair count and a padded-token budget, so padding is small and
-    memory does not grow with the number of candidates. BERT-family models run the last layer for
-    [CLS] only and, on CPU, packed without any padding (see :mod:`~rerank_kit.scorers.local.forward`). A lock serializes callers: the fast tokenizer
-    is not thread-safe and concurrent forward passes would only fight over the same cores.
+    Pairs are tokenized once with truncation to the model's max length, sorted by token length and cut into batches
+    bounded by a pair count and a padded-token budget, so padding is small and memory does not grow with the number
+    of candidates. BERT-family models run the last layer for [CLS] only and, on CPU, packed without any padding (see
+    :mod:`~rerank_kit.scorers.local.forward`). A lock serializes callers: the fast tokenizer is not thread-safe and
+    concurrent forward passes would only fight over the same cores.
     Models that are not a plain sequence-classification transformer go through ``CrossEncoder.predict``.
     """
 
@@ -138,17 +138,17 @@ class CrossEncoderEngine:
 class PrecisionForwards:
     """A model's forward pass in float32 or with bfloat16 matrix weights; compiled after :meth:`warm_up`.
 
-    The bfloat16 variant is made once: the pass's own where the engine gives one (``CLSForward.bf16``: every
-    layer bfloat16, the head float32), else a copy whose linear layers hold bfloat16 weights (no per-call
-    conversion, unlike autocast over float32 weights) while norms, embeddings and the residual stream stay
-    float32 under autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says
-    its pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant (inductor fuses the casts,
-    bias, activation and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
-    every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls run
-    eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower calls
-    meanwhile (the compiler holds the GIL). Do not change a model's weights after its warm-up: freezing may fold
-    them into the compiled pass. If compiling fails, for example without a C++ compiler, it logs why
-    and the variant stays eager.
+    The bfloat16 variant is made once: the pass's own where the engine gives one (``CLSForward.bf16``: every layer
+    bfloat16, the head float32), else a copy whose linear layers hold bfloat16 weights (no per-call conversion,
+    unlike autocast over float32 weights) while norms, embeddings and the residual stream stay float32 under
+    autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says its
+    pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant (inductor fuses the casts, bias,
+    activation and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager
+    passes) for every batch and length at once; calls use it from then on and never wait for a compiler. Without a
+    warm-up calls run eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower
+    calls meanwhile (the compiler holds the GIL). Do not change a model's weights after its warm-up: freezing may
+    fold them into the compiled pass. If compiling fails, for example without a C++ compiler, it logs why and the
+    variant stays eager.
     """
 
     def __init__(self, model: Any, forward_of: Callable[[Any], Callable[..., Any]],

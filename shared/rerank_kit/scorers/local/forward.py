@@ -1,12 +1,12 @@
 """A forward pass for BERT-family sequence classifiers that skips work the score never uses.
 
-The classifier reads only the first ([CLS]) position of the last layer, so that layer needs keys and
-values for every token but its query projection, attention output and feed-forward only for [CLS]:
-about a sixth of a 6-layer model's compute, with identical results. On CPU the batch is also packed: the
-pairs' tokens are laid end to end without padding and attention runs per pair
-(:mod:`~rerank_kit.scorers.local.packed_attention`), so no layer computes padded positions (sorted batches
-of 16 still carry ~7% padded tokens, ~14% of attention's work). ``CLSForward.verified`` checks all this
-on the loaded model before it is used; anything unfamiliar keeps the model's own forward.
+The classifier reads only the first ([CLS]) position of the last layer, so that layer needs keys and values for
+every token but its query projection, attention output and feed-forward only for [CLS]: about a sixth of a 6-layer
+model's compute, with identical results. On CPU the batch is also packed: the pairs' tokens are laid end to end
+without padding and attention runs per pair (:mod:`~rerank_kit.scorers.local.packed_attention`), so no layer
+computes padded positions (batches sorted by length still carry some, and attention's cost grows with the square of
+the padded length). ``CLSForward.verified`` checks all this on the loaded model before it is used; anything
+unfamiliar keeps the model's own forward.
 """
 
 from __future__ import annotations
@@ -19,8 +19,7 @@ from rerank_kit.scorers.local.packed_attention import packed_attention_op
 
 SUPPORTED_MODEL_TYPES = ("bert", "roberta", "xlm-roberta")
 #: Packed batches are filled up to a multiple of this many tokens (with one filler sequence, scored and
-#: dropped), so matrix shapes repeat from call to call: a shape seen first costs its kernels' set-up
-#: (measured: a query's first pass ~20% slower than the same pass repeated).
+#: dropped), so matrix shapes repeat from call to call: the CPU kernels set up per shape, on first use.
 TOKEN_BUCKET = 64
 #: RoBERTa-style position ids start after the padding index; BERT's start at 0
 _POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta")
@@ -79,8 +78,8 @@ class CLSForward:
     def bf16(cls, model: Any) -> CLSForward:
         """The same pass over a bfloat16 copy of ``model``: every layer in bfloat16, pooler and classifier float32.
 
-        Measured on the MiniLM stand-in against float32 linears under autocast: ~8% faster (no casts between
-        layers) with no larger logit error (the float32 head keeps the logit's own precision).
+        Against float32 linears under autocast it saves the casts between layers; the float32 head keeps the
+        logit's own precision (bf16 fidelity: benchmarks/cross_encoder_speed.md).
         """
         import torch
 
@@ -114,8 +113,8 @@ class CLSForward:
     def warm_up_kernels(self, max_length: int, max_tokens: int, max_rows: int) -> None:
         """Run every kernel shape a packed batch can need once: attention for each pair length up to
         ``max_length`` and the matrix multiplies for each token bucket up to ``max_tokens`` and each row count
-        of the [CLS]-only layer up to ``max_rows``. The CPU kernels set up per shape (measured: a query's first
-        pass ~20% slower than the same pass repeated); after this, no serving call pays for that."""
+        of the [CLS]-only layer up to ``max_rows``. The CPU kernels set up per shape on first use; after this,
+        no serving call pays for that."""
         if not self.packed:
             return
         torch = self._torch
