@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from rerank_kit.scorers.local.forward import CLSForward
+from rerank_kit.scorers.local.forward import CLSForward, padded_features
 from rerank_kit.scorers.local.top_refinement import RefinementBand
 
 logger = logging.getLogger("rerank_kit.cross_encoder")
@@ -100,9 +100,7 @@ class CrossEncoderEngine:
         """The forward pass's inputs for ``rows`` of the tokenizer's unpadded output."""
         if self.cls_forward is not None:
             return self.cls_forward.inputs(encoded, rows, self.tokenizer)
-        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
-        features = self.tokenizer.pad({key: [encoded[key][i] for i in rows] for key in keys}, return_tensors="pt")
-        return {key: value.to(self.model.device) for key, value in features.items()}
+        return padded_features(self.tokenizer, encoded, rows, self.model.device)
 
     def _direct(
         self, pairs: Sequence[tuple[str, str]], batch_size: int, max_tokens: int, forward: Callable[..., Any],

@@ -28,8 +28,8 @@ _POSITIONS_AFTER_PADDING = ("roberta", "xlm-roberta")
 class CLSForward:
     """Logits equal to ``model(...).logits``, from padded or (on CPU) packed inputs.
 
-    ``packed`` says which inputs the engine must give: :meth:`pack`'s (called as ``forward(**pack(...))``)
-    or a tokenizer's padded batch (``input_ids``, ``attention_mask``, ``token_type_ids``).
+    ``packed`` says which inputs :meth:`inputs` builds (call ``forward(**forward.inputs(...))``): on CPU the pairs'
+    tokens end to end with their positions and lengths, elsewhere the tokenizer's right-padded batch.
     """
 
     def __init__(self, model: Any) -> None:
@@ -91,12 +91,8 @@ class CLSForward:
 
     def inputs(self, encoded: Any, rows: Sequence[int], tokenizer: Any) -> dict[str, Any]:
         """This pass's inputs for ``rows`` of a tokenizer's unpadded output: packed on CPU, else padded."""
-        keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
-        device = self.model.device
         if not self.packed:
-            features = tokenizer.pad({key: [encoded[key][i] for i in rows] for key in keys},
-                                     padding_side="right", return_tensors="pt")
-            return {key: value.to(device) for key, value in features.items()}
+            return padded_features(tokenizer, encoded, rows, self.model.device, padding_side="right")
         torch = self._torch
         ids = [encoded["input_ids"][i] for i in rows]
         lengths = [len(row) for row in ids]
@@ -181,3 +177,13 @@ class CLSForward:
         context = context.transpose(1, 2).reshape(batch, -1, width)
         attended = layer.attention.output(context, queries_in)
         return layer.output(layer.intermediate(attended), attended)
+
+
+def padded_features(
+    tokenizer: Any, encoded: Any, rows: Sequence[int], device: Any, **pad_options: Any
+) -> dict[str, Any]:
+    """``rows`` of a tokenizer's unpadded output as one padded batch of tensors on ``device``."""
+    keys = [key for key in ("input_ids", "token_type_ids", "attention_mask") if key in encoded]
+    features = tokenizer.pad({key: [encoded[key][i] for i in rows] for key in keys}, return_tensors="pt",
+                             **pad_options)
+    return {key: value.to(device) for key, value in features.items()}
