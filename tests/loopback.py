@@ -60,6 +60,14 @@ class LoopbackServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
+    def requests_seen(self, expected: int | None, *, within: float = 1.0) -> int:
+        """How many requests arrived, waiting up to ``within`` seconds for ``expected`` of them: under load an
+        attempt the client already gave up on can still sit in the listen queue, unread."""
+        deadline = time.monotonic() + within
+        while expected is not None and len(self.requests) < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.requests)
+
     def __enter__(self) -> "LoopbackServer":
         self._thread.start()
         return self
@@ -68,6 +76,18 @@ class LoopbackServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+    def _respond(self, http: BaseHTTPRequestHandler, answer: Any) -> None:
+        """Send what the handler answered (a :class:`Reply`); subclasses add answers of their own."""
+        if answer.delay:
+            time.sleep(answer.delay)
+        payload = answer.raw if answer.raw is not None else json.dumps(answer.body).encode()
+        headers = {"Content-Type": "application/json", **answer.headers, "Content-Length": str(len(payload))}
+        http.send_response(answer.status)
+        for key, value in headers.items():
+            http.send_header(key, value)
+        http.end_headers()
+        http.wfile.write(payload)
 
     def _make_handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
@@ -85,20 +105,11 @@ class LoopbackServer:
                 with server._lock:
                     server.requests.append(request)
                     over = len(server.requests) > server.max_requests
-                reply = Reply(503, {"message": "loopback request limit reached"}) if over else server.handler(request)
-                if reply.delay:
-                    time.sleep(reply.delay)
-                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
+                answer = Reply(503, {"message": "loopback request limit reached"}) if over else server.handler(request)
                 try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for key, value in reply.headers.items():
-                        self.send_header(key, value)
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    server._respond(self, answer)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    self.close_connection = True
 
             do_GET = do_POST = do_PUT = _serve
 

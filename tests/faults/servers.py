@@ -18,10 +18,9 @@ import json
 import socket
 import struct
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Union
 
 from tests import chat_completions_server as openai_wire
@@ -35,7 +34,7 @@ from tests.api_servers import (
     tei_handler,
     voyage_handler,
 )
-from tests.loopback import Handler, Reply, Request
+from tests.loopback import Handler, LoopbackServer, Reply, Request
 from tests.wire_fakes import (
     bedrock_error,
     bedrock_handler,
@@ -83,99 +82,36 @@ class Trickle:
 FaultHandler = Callable[[Request], Union[Reply, _Action, Trickle]]
 
 
-class FaultServer:
-    """``with FaultServer(handler) as server: scorer(base_url=server.url)``; ``server.requests`` records calls."""
+class FaultServer(LoopbackServer):
+    """A :class:`~tests.loopback.LoopbackServer` whose handler may also answer :data:`RESET`, :data:`SILENT` or a
+    :class:`Trickle`; silent and trickling connections end when the ``with`` block ends."""
 
     def __init__(self, handler: FaultHandler, *, max_requests: int = 50) -> None:
-        self.handler = handler
-        self.max_requests = max_requests
-        self.requests: list[Request] = []
+        super().__init__(handler, max_requests=max_requests)  # type: ignore[arg-type]
         self.closing = threading.Event()
-        self._lock = threading.Lock()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._make_handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def requests_seen(self, expected: int | None, *, within: float = 1.0) -> int:
-        """How many requests arrived, waiting up to ``within`` seconds for ``expected`` of them: under load an
-        attempt the client already gave up on can still sit in the listen queue, unread."""
-        deadline = time.monotonic() + within
-        while expected is not None and len(self.requests) < expected and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return len(self.requests)
-
-    def __enter__(self) -> FaultServer:
-        self._thread.start()
-        return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.closing.set()  # ends silent and trickling connections
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(timeout=5)
+        super().__exit__(*exc_info)
 
-    def _make_handler(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
-                                  self.rfile.read(length) if length else b"")
-                with server._lock:
-                    server.requests.append(request)
-                    over = len(server.requests) > server.max_requests
-                answer = Reply(503, {"message": "fault server request limit reached"}) if over \
-                    else server.handler(request)
-                try:
-                    if answer is RESET:
-                        self._reset()
-                    elif answer is SILENT:
-                        server.closing.wait()
-                        self.close_connection = True
-                    elif isinstance(answer, Trickle):
-                        self._trickle(answer.interval)
-                    else:
-                        self._reply(answer)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-            def _reply(self, reply: Reply) -> None:
-                payload = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
-                headers = {"Content-Type": "application/json", **reply.headers, "Content-Length": str(len(payload))}
-                self.send_response(reply.status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def _reset(self) -> None:
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                self.connection.close()
-                self.close_connection = True
-
-            def _trickle(self, interval: float) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", "10000000")
-                self.end_headers()
-                self.close_connection = True
-                while not server.closing.wait(interval):
-                    self.wfile.write(b" ")
-
-            do_GET = do_POST = do_PUT = _serve
-
-        return _Handler
+    def _respond(self, http: BaseHTTPRequestHandler, answer: Any) -> None:
+        if answer is RESET:
+            http.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            http.connection.close()
+            http.close_connection = True
+        elif answer is SILENT:
+            self.closing.wait()
+            http.close_connection = True
+        elif isinstance(answer, Trickle):
+            http.send_response(200)
+            http.send_header("Content-Type", "application/json")
+            http.send_header("Content-Length", "10000000")
+            http.end_headers()
+            http.close_connection = True
+            while not self.closing.wait(answer.interval):
+                http.wfile.write(b" ")
+        else:
+            super()._respond(http, answer)
 
 
 def always(answer: Reply | _Action | Trickle) -> FaultHandler:
