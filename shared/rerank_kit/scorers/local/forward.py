@@ -162,8 +162,7 @@ class CLSForward:
         key = attention.key(hidden).view(-1, heads, head_size)
         value = attention.value(hidden).view(-1, heads, head_size)
         context = self._attention(query, key, value, lengths, cls_only).reshape(queries_in.shape)
-        attended = layer.attention.output(context, queries_in)
-        return layer.output(layer.intermediate(attended), attended)
+        return _after_attention(layer, context, queries_in)
 
     def _padded_layer(self, layer: Any, hidden: Any, queries_in: Any, mask: Any) -> Any:
         """One layer over a padded batch [batch, length, width] with masked attention."""
@@ -174,9 +173,13 @@ class CLSForward:
         key = attention.key(hidden).view(batch, length, heads, head_size).transpose(1, 2)
         value = attention.value(hidden).view(batch, length, heads, head_size).transpose(1, 2)
         context = self._torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=mask)
-        context = context.transpose(1, 2).reshape(batch, -1, width)
-        attended = layer.attention.output(context, queries_in)
-        return layer.output(layer.intermediate(attended), attended)
+        return _after_attention(layer, context.transpose(1, 2).reshape(batch, -1, width), queries_in)
+
+
+def _after_attention(layer: Any, context: Any, queries_in: Any) -> Any:
+    """The rest of a BERT layer: attention output projection and norm, then the feed-forward block."""
+    attended = layer.attention.output(context, queries_in)
+    return layer.output(layer.intermediate(attended), attended)
 
 
 def padded_features(
