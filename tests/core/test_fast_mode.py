@@ -102,6 +102,24 @@ def test_models_of_one_shape_warmed_up_in_one_process_keep_their_own_weights(tmp
         assert warmed.score(QUERY, TEXTS) == pytest.approx(eager.score(QUERY, TEXTS), abs=1e-5)
 
 
+def test_every_warmed_up_pass_is_compiled_with_its_weights_frozen_in(tiny_cross_encoder) -> None:
+    """A weight changed after warm-up reaches only the eager pass; passes warmed up in one process each compile,
+    however many (dynamo's per-code-object limit, lowered here, applies to each pass alone)."""
+    pairs = [(QUERY, text) for text in TEXTS]
+    with torch._dynamo.config.patch(recompile_limit=3):  # a warm-up compiles two graphs
+        for _ in range(2):
+            model_registry.clear()
+            scorer = CrossEncoderScorer(tiny_cross_encoder, activation="raw", warmup=True, local_files_only=True)
+            before = scorer.score(QUERY, TEXTS)
+            with torch.no_grad():
+                scorer.engine.model.classifier.bias.add_(5.0)
+            assert scorer.score(QUERY, TEXTS) == pytest.approx(before, abs=1e-6)
+            with torch.inference_mode():
+                moved = scorer.engine._direct(pairs, 16, 4096, scorer.engine.forward.eager(False))
+            assert moved == pytest.approx([score + 5.0 for score in before], abs=1e-4)
+    model_registry.clear()
+
+
 def test_without_warm_up_nothing_compiles(tiny_cross_encoder) -> None:
     model_registry.clear()
     scorer = CrossEncoderScorer(tiny_cross_encoder, mode="fast", precision="bfloat16", local_files_only=True)

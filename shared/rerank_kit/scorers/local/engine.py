@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import types
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -94,7 +95,7 @@ class CrossEncoderEngine:
             compiled(**self._features(encoded, list(range(rows))))
         # compiled passes are CLSForward's; past 512 tokens the set-up is small against the attention itself
         longest = min(self.max_length or 512, 512)
-        eager.warm_up_kernels(longest, max(DEFAULT_MAX_TOKENS_PER_BATCH, longest), DEFAULT_BATCH_SIZE)
+        eager.warm_up_kernels(compiled, longest, max(DEFAULT_MAX_TOKENS_PER_BATCH, longest), DEFAULT_BATCH_SIZE)
 
     def _features(self, encoded: Any, rows: list[int]) -> dict[str, Any]:
         """The forward pass's inputs for ``rows`` of the tokenizer's unpadded output."""
@@ -140,13 +141,13 @@ class PrecisionForwards:
     bfloat16, the head float32), else a copy whose linear layers hold bfloat16 weights (no per-call conversion,
     unlike autocast over float32 weights) while norms, embeddings and the residual stream stay float32 under
     autocast, which keeps the ranking as faithful as autocast (measured: benchmarks/). Where the engine says its
-    pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant (inductor fuses the casts, bias,
-    activation and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager
-    passes) for every batch and length at once; calls use it from then on and never wait for a compiler. Without a
-    warm-up calls run eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower
-    calls meanwhile (the compiler holds the GIL). Do not change a model's weights after its warm-up: freezing may
-    fold them into the compiled pass. If compiling fails, for example without a C++ compiler, it logs why and the
-    variant stays eager.
+    pass compiles (it gives a ``warm_up``), :meth:`warm_up` compiles a variant with its weights frozen in
+    (constants of the pass, laid out once for the CPU's matrix kernels; inductor fuses the casts, bias, activation
+    and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
+    every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls
+    run eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower calls meanwhile
+    (the compiler holds the GIL). Changing a model's weights after its warm-up does not reach the compiled pass. If
+    compiling fails, for example without a C++ compiler, it logs why and the variant stays eager.
     """
 
     def __init__(self, model: Any, forward_of: Callable[[Any], Callable[..., Any]],
@@ -185,10 +186,12 @@ class PrecisionForwards:
         if self._warm_up is None or bf16 in self._compiled:
             return
         import torch
+        from torch._inductor import config as inductor_config
 
         try:
-            compiled = torch.compile(eager, dynamic=True, options={"freezing": True})
-            with torch.inference_mode():
+            compiled = torch.compile(_own_frame(eager), dynamic=True)
+            # compiling happens at the first calls, here; only the global flag freezes (a compile option does not)
+            with inductor_config.patch(freezing=True), torch.inference_mode():
                 self._warm_up(compiled, eager)
         except Exception as exc:  # noqa: BLE001 - any compiler failure keeps the eager pass
             logger.warning("torch.compile failed (%s: %s); scoring without compilation", type(exc).__name__, exc)
@@ -210,6 +213,16 @@ class PrecisionForwards:
         if bf16 not in self._models:
             self._models[bf16] = bf16_linear_copy(self.model)
         return self._models[bf16]
+
+
+def _own_frame(forward: Callable[..., Any]) -> Callable[..., Any]:
+    """``forward`` behind a code object of its own. Dynamo keeps compiled graphs per code object and stops compiling
+    one after ``recompile_limit`` (8) graphs, so passes warmed up in one process must not share one."""
+
+    def call(**features: Any) -> Any:
+        return forward(**features)
+
+    return types.FunctionType(call.__code__.replace(), call.__globals__, call.__name__, None, call.__closure__)
 
 
 def bf16_linear_copy(model: Any) -> Any:

@@ -106,28 +106,30 @@ class CLSForward:
             "lengths": torch.tensor([*lengths, filler]),
         }
 
-    def warm_up_kernels(self, max_length: int, max_tokens: int, max_rows: int) -> None:
+    def warm_up_kernels(self, forward: Any, max_length: int, max_tokens: int, max_rows: int) -> None:
         """Run every kernel shape a packed batch can need once: attention for each pair length up to
-        ``max_length`` and the matrix multiplies for each token bucket up to ``max_tokens`` and each row count
-        of the [CLS]-only layer up to ``max_rows``. The CPU kernels set up per shape on first use; after this,
-        no serving call pays for that."""
+        ``max_length``, and ``forward`` (this pass or its compiled form) once per token bucket up to ``max_tokens``,
+        covering each row count of the [CLS]-only layer up to ``max_rows`` pairs. The CPU kernels set up per
+        shape on first use; after this, no serving call pays for that."""
         if not self.packed:
             return
         torch = self._torch
         attention = self.layers[0].attention.self
         dtype = attention.query.weight.dtype
         tokens = torch.zeros(max_length, attention.num_attention_heads, attention.attention_head_size, dtype=dtype)
-        linears = {(m.in_features, m.out_features): m for m in self.model.modules()
-                   if isinstance(m, torch.nn.Linear) and m.weight.dtype == dtype}
-        rows = [*range(1, max_rows + 2), *range(TOKEN_BUCKET, max_tokens + 2 * TOKEN_BUCKET, TOKEN_BUCKET)]
         with torch.inference_mode():
             for length in range(1, max_length + 1):
                 lengths = torch.tensor([length])
                 self._attention(tokens[:length], tokens[:length], tokens[:length], lengths, False)
                 self._attention(tokens[:1], tokens[:length], tokens[:length], lengths, True)
-            for (width, _), linear in linears.items():
-                for count in rows:
-                    linear(torch.zeros(count, width, dtype=dtype))
+            buckets = range(TOKEN_BUCKET, max_tokens + 2 * TOKEN_BUCKET, TOKEN_BUCKET)
+            for step, total in enumerate(buckets):
+                # a batch of ``rows`` pairs plus its filler sequence, no pair longer than ``max_length``
+                rows = max(-(-total // max_length), step % max_rows + 2)
+                lengths = torch.tensor([total // rows + (i < total % rows) for i in range(rows)])
+                positions = torch.cat([torch.arange(n) for n in lengths.tolist()]) + self._first_position
+                forward(input_ids=torch.full((total,), self._filler_id), token_type_ids=torch.zeros_like(positions),
+                        position_ids=positions, lengths=lengths)
 
     def __call__(self, input_ids: Any, attention_mask: Any = None, token_type_ids: Any = None,
                  position_ids: Any = None, lengths: Any = None) -> Any:
