@@ -206,9 +206,14 @@ def cpu_features() -> str:
 
 
 def peak_rss_mb(code: str) -> float:
-    """Peak RSS in MB of a fresh offline Python process running ``code`` (this folder importable)."""
+    """Peak RSS in MB of a fresh offline Python process running ``code`` (this folder importable).
+
+    Read from the process's own memory map (Linux ``VmHWM``): ``ru_maxrss`` survives ``exec`` and so reports the
+    benchmark's own (forked) size whenever that is larger.
+    """
     here = str(Path(__file__).resolve().parent)
     prelude = f"import os, sys; os.environ['HF_HUB_OFFLINE'] = '1'; sys.path.insert(0, {here!r})\n"
-    report = "\nimport resource; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)\n"
+    report = ("\nprint(next(int(line.split()[1]) for line in open('/proc/self/status')"
+              " if line.startswith('VmHWM')) / 1024)\n")
     out = subprocess.run([sys.executable, "-c", prelude + code + report], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
