@@ -124,7 +124,8 @@ class CLSForward:
                 self._attention(tokens[:1], tokens[:length], tokens[:length], lengths, True)
             buckets = range(TOKEN_BUCKET, max_tokens + 2 * TOKEN_BUCKET, TOKEN_BUCKET)
             for step, total in enumerate(buckets):
-                # a batch of ``rows`` pairs plus its filler sequence, no pair longer than ``max_length``
+                # ``rows`` sequences as a batch has them: 1 to ``max_rows`` pairs and the filler, none longer
+                # than ``max_length`` (never a single sequence: no batch has one, and freezing such a graph crashed)
                 rows = max(-(-total // max_length), step % max_rows + 2)
                 lengths = torch.tensor([total // rows + (i < total % rows) for i in range(rows)])
                 positions = torch.cat([torch.arange(n) for n in lengths.tolist()]) + self._first_position
