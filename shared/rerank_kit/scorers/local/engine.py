@@ -145,7 +145,8 @@ class PrecisionForwards:
     (constants of the pass, laid out once for the CPU's matrix kernels; inductor fuses the casts, bias, activation
     and norms around the matrix multiplies; benchmarks/cross_encoder_speed.md compares warmed and eager passes) for
     every batch and length at once; calls use it from then on and never wait for a compiler. Without a warm-up calls
-    run eager: compiling costs ~10 s of CPU, and compiling in a background thread measured 4x slower calls meanwhile
+    run eager: compiling and setting up the kernels takes tens of seconds of CPU (construction times:
+    benchmarks/cross_encoder_speed.md), and compiling in a background thread measured 4x slower calls meanwhile
     (the compiler holds the GIL). Changing a model's weights after its warm-up does not reach the compiled pass. If
     compiling fails, for example without a C++ compiler, it logs why and the variant stays eager.
     """
