@@ -102,9 +102,14 @@ class CLSForward:
         return {
             "input_ids": torch.tensor([token for row in ids for token in row] + [self._filler_id] * filler),
             "token_type_ids": torch.tensor(types + [0] * filler),
-            "position_ids": torch.cat([torch.arange(n) for n in [*lengths, filler]]) + self._first_position,
+            "position_ids": self._positions([*lengths, filler]),
             "lengths": torch.tensor([*lengths, filler]),
         }
+
+    def _positions(self, lengths: Sequence[int]) -> Any:
+        """Position ids of sequences laid end to end: each counts from the model's first position."""
+        torch = self._torch
+        return torch.cat([torch.arange(n) for n in lengths]) + self._first_position
 
     def warm_up_kernels(self, forward: Any, max_length: int, max_tokens: int, max_rows: int) -> None:
         """Run every kernel shape a packed batch can need once: attention for each pair length up to
@@ -128,7 +133,7 @@ class CLSForward:
                 # than ``max_length`` (never a single sequence: no batch has one, and freezing such a graph crashed)
                 rows = max(-(-total // max_length), step % max_rows + 2)
                 lengths = torch.tensor([total // rows + (i < total % rows) for i in range(rows)])
-                positions = torch.cat([torch.arange(n) for n in lengths.tolist()]) + self._first_position
+                positions = self._positions(lengths.tolist())
                 forward(input_ids=torch.full((total,), self._filler_id), token_type_ids=torch.zeros_like(positions),
                         position_ids=positions, lengths=lengths)
 
