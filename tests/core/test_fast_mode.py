@@ -9,7 +9,11 @@ import pytest
 import torch
 
 from rerank_kit import CrossEncoderScorer, Reranker, model_registry
-from rerank_kit.scorers.local.top_refinement import MIN_OBSERVED, RefinementBand
+from rerank_kit.scorers.local.top_refinement import (
+    MIN_OBSERVED,
+    SMALL_ROUNDS,
+    RefinementBand,
+)
 from tests.core.test_cross_encoder import QUERY, TEXTS
 
 WORDS = "reset password account login email error python cat dog paris capital france city help forgot".split()
@@ -142,17 +146,16 @@ def test_fast_mode_returns_exact_modes_top_n(tiny_cross_encoder, top_n) -> None:
     assert fast_scorer.engine.forward.bf16_band.rms_error > 0  # bf16 does differ: texts near the cut were re-scored
 
 
-def test_refined_scores_are_exact_near_the_cut_and_bf16_elsewhere(tiny_cross_encoder) -> None:
-    model_registry.clear()  # a fresh model calibrates: its first refinement re-scores the texts nearest the cut
+def test_refined_scores_are_exact_and_the_others_stay_bf16(tiny_cross_encoder) -> None:
+    model_registry.clear()
     fast = CrossEncoderScorer(tiny_cross_encoder, activation="raw", mode="fast", precision="bfloat16",
                               local_files_only=True)
     exact = CrossEncoderScorer(tiny_cross_encoder, activation="raw", local_files_only=True).score(QUERY, MANY)
     bf16 = fast.score(QUERY, MANY)
-    band = fast.engine.forward.bf16_band.near_cut(bf16, 5)  # what the refinement re-scores now
     refined = fast.refine_top([(QUERY, MANY, bf16)], 5)[0]
-    assert band and len(band) < len(MANY)
-    assert all(refined[i] == pytest.approx(exact[i], abs=1e-5) for i in band)
-    assert all(value == bf16[i] or value == pytest.approx(exact[i], abs=1e-5) for i, value in enumerate(refined))
+    changed = [i for i, value in enumerate(refined) if value != bf16[i]]
+    assert changed  # which ones: test_texts_are_re_scored_nearest_the_cut_first_while_their_margin_straddles_it
+    assert all(refined[i] == pytest.approx(exact[i], abs=1e-5) for i in changed)
     top = lambda scores: set(sorted(range(len(scores)), key=lambda i: -scores[i])[:5])  # noqa: E731
     assert top(refined) == top(exact)
 
@@ -194,16 +197,44 @@ def test_fast_mode_runs_float32_for_a_model_whose_bf16_error_swamps_its_scores(t
     assert _top(fast.rerank(QUERY, MANY)) == _top(exact.rerank(QUERY, MANY))
 
 
+def _calibrated(rms_error: float) -> RefinementBand:
+    band = RefinementBand()
+    band.observe([0.0] * MIN_OBSERVED, [rms_error] * MIN_OBSERVED)
+    return band
+
+
 def test_the_margin_follows_the_observed_error() -> None:
     band = RefinementBand()
     logits = [float(i) for i in range(2 * MIN_OBSERVED)]
-    assert len(band.near_cut(logits, 5)) == MIN_OBSERVED  # calibrating: the texts nearest the cut
+    nearest = band.to_refine(logits, 5, set())  # calibrating: the texts nearest the cut, all at once
+    assert sorted(nearest) == list(range(len(logits) - MIN_OBSERVED, len(logits)))  # the 5 inside, 11 below
     band.observe([0.0] * MIN_OBSERVED, [2.0] * MIN_OBSERVED)  # an rms error of 2: margin 6
-    cut = len(logits) - 5
-    assert band.near_cut(logits, 5) == list(range(cut - 1 - 6, len(logits)))
+    assert band.calibrated and band.margin == 6.0
     band.observe([0.0] * 100 * MIN_OBSERVED, [0.1] * 100 * MIN_OBSERVED)  # later ones were closer: rms shrinks,
-    assert band.near_cut(logits, 5) == list(range(cut - 3, cut + 3))  # but the largest error seen (2) bounds it
-    assert band.near_cut(logits, len(logits)) == []
+    assert band.margin == 2.0  # but the largest error seen bounds it
+
+
+def test_texts_are_re_scored_nearest_the_cut_first_while_their_margin_straddles_it() -> None:
+    band = _calibrated(2.0)  # margin 6
+    logits = [float(i) for i in range(32)]  # the top 5 are 27..31
+    assert band.to_refine(logits, 5, set()) == [27, 26]
+    # with 26 and 27 exact, 28..31 and 16..25 could still cross (each within 6 of a fast rival across the cut)
+    assert band.to_refine(logits, 5, {26, 27}) == [28, 25]
+    assert sorted(band.to_refine(logits, 5, {26, 27}, round_number=SMALL_ROUNDS)) == [
+        *range(16, 26), *range(28, 32)]  # after a few small rounds, every text in doubt at once
+    apart = [*range(5), *range(100, 105)]  # the cut's gap is wider than twice the margin: nothing to re-score
+    assert band.to_refine([float(x) for x in apart], 5, set()) == []
+    assert band.to_refine(logits, len(logits), set()) == []
+
+
+def test_re_scored_texts_settle_the_cut() -> None:
+    band = _calibrated(0.5)  # margin 1.5
+    logits = [0.0, 1.0, 2.2, 2.4, 2.6, 5.5]  # top 2: the cut lies between 2.6 and 2.4
+    assert band.to_refine(logits, 2, set()) == [4, 3]
+    logits[3], logits[4] = 1.2, 3.5  # their exact logits; 2.2 could still reach 3.5, 5.5 and 1.0 could not cross
+    assert band.to_refine(logits, 2, {3, 4}) == [2]
+    logits[2] = 2.3
+    assert band.to_refine(logits, 2, {2, 3, 4}) == []
 
 
 async def test_concurrent_async_callers_share_batches_and_get_their_own_scores(tiny_cross_encoder) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import statistics
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
@@ -284,20 +285,22 @@ class CrossEncoderScorer(ConfiguredScorer):
     def refine_top(self, requests: Sequence[RefineRequest], top_n: int) -> list[list[float]]:
         """Each request's scores with those near the ``top_n`` cut replaced by float32 scores.
 
-        Repeats until every text within the margin of the (moving) cut is exact: a refined text can move the
-        cut, and the first refinement of a model widens the margin it learns (packed passes, bounded by n).
+        Rounds of packed passes (bounded: see :mod:`~rerank_kit.scorers.local.top_refinement`) re-score the texts
+        whose fast logits could fall on the other side of the cut, nearest it first, until the top n is settled.
         """
         raw = self.activation == "raw"
         engine = self.engine
         band = engine.forward.bf16_band
         logits = [[float(x) if raw else logit(x) for x in scores] for _, _, scores in requests]
+        spreads = [statistics.pstdev(values) if len(values) > 1 else 0.0 for values in logits]
         refined = [list(scores) for _, _, scores in requests]
         exact: list[set[int]] = [set() for _ in requests]
+        round_number = 0
         while True:
-            todo = [[i for i in band.near_cut(values, top_n) if i not in done] for values, done in zip(logits, exact)]
+            todo = [band.to_refine(values, top_n, done, round_number) for values, done in zip(logits, exact)]
             pairs = [(query, texts[i]) for (query, texts, _), near in zip(requests, todo) for i in near]
             if not pairs:
-                band.judge(logits)
+                band.judge(spreads)
                 return refined
             values = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
                                                   max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,
@@ -312,3 +315,4 @@ class CrossEncoderScorer(ConfiguredScorer):
                     scores[i] = value if raw else sigmoid(value)
                     done.add(i)
             band.observe(fast_seen, exact_seen)
+            round_number += 1
