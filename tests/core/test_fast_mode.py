@@ -9,11 +9,7 @@ import pytest
 import torch
 
 from rerank_kit import CrossEncoderScorer, Reranker, model_registry
-from rerank_kit.scorers.local.top_refinement import (
-    MIN_OBSERVED,
-    SMALL_ROUNDS,
-    RefinementBand,
-)
+from rerank_kit.scorers.local.top_refinement import MIN_OBSERVED, SMALL_ROUNDS, RefinementBand
 from tests.core.test_cross_encoder import QUERY, TEXTS
 
 WORDS = "reset password account login email error python cat dog paris capital france city help forgot".split()
