@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import statistics
 from collections.abc import Sequence
 from typing import Any, Literal, Optional
 
@@ -292,7 +291,6 @@ class CrossEncoderScorer(ConfiguredScorer):
         engine = self.engine
         band = engine.forward.bf16_band
         logits = [[float(x) if raw else logit(x) for x in scores] for _, _, scores in requests]
-        spreads = [statistics.pstdev(values) if len(values) > 1 else 0.0 for values in logits]
         refined = [list(scores) for _, _, scores in requests]
         exact: list[set[int]] = [set() for _ in requests]
         round_number = 0
@@ -300,7 +298,7 @@ class CrossEncoderScorer(ConfiguredScorer):
             todo = [band.to_refine(values, top_n, done, round_number) for values, done in zip(logits, exact)]
             pairs = [(query, texts[i]) for (query, texts, _), near in zip(requests, todo) for i in near]
             if not pairs:
-                band.judge(spreads)
+                band.judge(logits)
                 return refined
             values = iter(engine.relevance_logits(pairs, batch_size=self.batch_size,
                                                   max_tokens_per_batch=self.max_tokens_per_batch, bf16=False,

@@ -22,7 +22,7 @@ logger = logging.getLogger("rerank_kit.cross_encoder")
 #: The margin: this many times the root-mean-square fast-pass error seen on refined texts, and at least the
 #: largest single error seen (errors have heavier tails than a normal distribution on some models) ...
 ERROR_MULTIPLE = 3.0
-#: ... once this many were seen; until then (calibration) the this many texts nearest the cut are re-scored.
+#: ... once this many were seen; until then (calibration) this many texts nearest the cut are re-scored.
 MIN_OBSERVED = 16
 #: Texts re-scored per query in each round, nearest the cut first: each narrows the intervals left to resolve
 #: (replayed on 20x100 real bf16 / float32 logits, calibration included, top 10: 4.4 re-scored per query in rounds
@@ -57,9 +57,9 @@ class RefinementBand:
         """How far a fast logit may lie from the exact one, as learned from the texts re-scored so far."""
         return max(ERROR_MULTIPLE * self.rms_error, self._largest)
 
-    def judge(self, spreads: Sequence[float]) -> None:
-        """Mark the bf16 pass unhelpful when the calibrated margin is large against these calls' logit spreads."""
-        spreads = [spread for spread in spreads if spread > 0]
+    def judge(self, logits: Sequence[Sequence[float]]) -> None:
+        """Mark the bf16 pass unhelpful when the calibrated margin is large against these calls' score spread."""
+        spreads = [statistics.pstdev(values) for values in logits if len(values) > 1]
         if not self.calibrated or not spreads or self.unhelpful:
             return
         spread = statistics.median(spreads)
