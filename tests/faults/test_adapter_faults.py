@@ -1,5 +1,6 @@
 """The fault contract through both adapters, sync and async: the same typed errors, or with
-``on_error="keep_order"`` the first-stage order flagged as failed; never a lost document or a leaked key."""
+``on_error="keep_order"`` the first-stage order flagged as failed; never a lost document or a leaked key. A retried
+failure still ranks, and ``FallbackRerank`` answers with its next scorer while an API is down."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 import langchain_rerankers
 import llamaindex_rerankers
 from rerank_kit import ProviderAuthError, ProviderResponseError, ProviderUnavailableError
-from tests.api_servers import SECRET_KEY
+from tests.api_servers import SECRET_KEY, overlap_score
+from tests.conftest import KeywordScorer
 from tests.faults.servers import DOCS, FAULTS, QUERY, WIRES, FaultServer
 
 FAULT_ERRORS = {"http_401": ProviderAuthError, "http_503": ProviderUnavailableError, "html_body": ProviderResponseError}
@@ -84,3 +86,65 @@ def test_keep_order_returns_the_first_stage_order_flagged(
     assert all(FAULT_ERRORS[fault].__name__ in metadata["rerank_error"] for _, metadata in results)
     assert all(SECRET_KEY not in metadata["rerank_error"] for _, metadata in results)
     assert "keeping the first-stage order" in caplog.text
+
+
+#: DOCS by keyword overlap with QUERY, best first: the ranking every healthy API backend here returns.
+RANKED = sorted(DOCS, key=lambda text: -overlap_score(QUERY, text))
+API_BACKENDS = ("cohere", "voyage", "tei", "infinity")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("backend", API_BACKENDS)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_a_retried_failure_still_ranks(framework: str, backend: str, mode: str) -> None:
+    with FaultServer(FAULTS["http_429_retry_after_0_then_ok"](WIRES[backend])) as server:
+        results = call(framework, mode, build(framework, backend, server.url, top_n=2))
+        assert server.requests_seen(2) == 2
+    assert [text for text, _ in results] == RANKED[:2]
+    assert [metadata["n"] for _, metadata in results] == [DOCS.index(text) for text in RANKED[:2]]
+    assert not any(metadata.get("rerank_failed") for _, metadata in results)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fallback_answers_with_the_next_scorer_while_the_api_is_down(framework: str, mode: str) -> None:
+    with FaultServer(FAULTS["http_503"](WIRES["cohere"])) as server:
+        api = build(framework, "cohere", server.url)
+        fallback = FRAMEWORKS[framework].FallbackRerank(scorers=[api, KeywordScorer()], top_n=2)
+        results = call(framework, mode, fallback)
+    assert [text for text, _ in results] == RANKED[:2]
+    assert fallback.last_scorer_name == "KeywordScorer"
+
+
+@pytest.mark.parametrize("backend", ["tei", "infinity"])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fallback_uses_the_first_healthy_scorer(framework: str, backend: str) -> None:
+    with FaultServer(WIRES[backend].ok()) as server:
+        fallback = FRAMEWORKS[framework].FallbackRerank(
+            scorers=[build(framework, backend, server.url), KeywordScorer()], top_n=2)
+        results = call(framework, "async", fallback)
+    assert [text for text, _ in results] == RANKED[:2]
+    assert fallback.last_scorer_name == f"{'TEI' if backend == 'tei' else 'Infinity'} {server.url}"
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_fallback_rejects_what_is_not_a_scorer(framework: str) -> None:
+    with pytest.raises(TypeError, match=r"scorers\[0\]"):
+        FRAMEWORKS[framework].FallbackRerank(scorers=["cohere"])
+
+
+@pytest.mark.parametrize(("backend", "billed"), [("cohere", "search_units"), ("voyage", "total_tokens")])
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_usage_is_readable_after_the_call(framework: str, backend: str, billed: str) -> None:
+    with FaultServer(WIRES[backend].ok()) as server:
+        reranker = build(framework, backend, server.url)
+        call(framework, "sync", reranker)
+    assert list(reranker.usage.last) == [billed]
+    assert reranker.usage.last[billed] > 0
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_voyage_instruction_reaches_the_wire(framework: str) -> None:
+    with FaultServer(WIRES["voyage"].ok()) as server:
+        call(framework, "sync", build(framework, "voyage", server.url, instruction="Prefer FAQs."))
+    assert server.requests[0].json["query"] == f"Prefer FAQs.\n{QUERY}"
