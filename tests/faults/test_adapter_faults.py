@@ -116,15 +116,16 @@ def test_fallback_answers_with_the_next_scorer_while_the_api_is_down(framework: 
     assert fallback.last_scorer_name == "KeywordScorer"
 
 
-@pytest.mark.parametrize("backend", ["tei", "infinity"])
+@pytest.mark.parametrize("mode", ["sync", "async"])
+@pytest.mark.parametrize(("backend", "provider"), [("tei", "TEI"), ("infinity", "Infinity")])
 @pytest.mark.parametrize("framework", FRAMEWORKS)
-def test_fallback_uses_the_first_healthy_scorer(framework: str, backend: str) -> None:
+def test_fallback_uses_the_first_healthy_scorer(framework: str, backend: str, provider: str, mode: str) -> None:
     with FaultServer(WIRES[backend].ok()) as server:
         fallback = FRAMEWORKS[framework].FallbackRerank(
             scorers=[build(framework, backend, server.url), KeywordScorer()], top_n=2)
-        results = call(framework, "async", fallback)
+        results = call(framework, mode, fallback)
     assert [text for text, _ in results] == RANKED[:2]
-    assert fallback.last_scorer_name == f"{'TEI' if backend == 'tei' else 'Infinity'} {server.url}"
+    assert fallback.last_scorer_name == f"{provider} {server.url}"
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
