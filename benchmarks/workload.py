@@ -156,12 +156,16 @@ def qwen3_reranker_shaped(cache_dir: Path, layers: int = 28) -> Path:
 def time_interleaved(
     contenders: dict[str, Callable[[str, list[str]], Any]], requests: list[tuple[str, list[str]]]
 ) -> tuple[dict[str, list[float]], dict[str, list[Any]]]:
-    """Seconds per query for each contender, and what each returned, rotating the order every query."""
+    """Seconds per query for each contender, and what each returned, rotating the order every query.
+
+    Each contender first answers the first query once, untimed: one-time costs (loading, first-call allocations,
+    fast mode's calibration of its bf16 error) are the fresh-process rows' business, not the steady rate's.
+    """
     from tqdm import tqdm
 
     names = list(contenders)
-    for name in names:  # warm-up: loads, first-call allocations, compilation
-        contenders[name](requests[0][0], requests[0][1][:4])
+    for name in names:  # warm-up, untimed: loads, first-call allocations and compilation, fast mode's calibration
+        contenders[name](*requests[0])
     seconds: dict[str, list[float]] = {name: [] for name in names}
     outputs: dict[str, list[Any]] = {name: [] for name in names}
     with tqdm(total=len(requests) * len(names), desc="per-query runs", file=sys.stderr) as bar:
