@@ -26,11 +26,8 @@ from rerank_kit.scorers.remote.cohere import CohereScorer
 from rerank_kit.scorers.remote.http import HTTPRerankScorer
 from rerank_kit.scorers.remote.voyage import VoyageScorer
 from tests.api_servers import SECRET_KEY, overlap_score, rewrite, scripted
-from tests.faults.servers import WIRES, Wire
+from tests.faults.servers import DOCS, QUERY, WIRES, Wire
 from tests.loopback import LoopbackServer, Reply
-
-DOCS = ["the cat", "reset my password", "how do i reset my password for my account", "python error"]
-QUERY = "reset password account"
 
 
 @dataclass(frozen=True)

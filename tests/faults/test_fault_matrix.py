@@ -33,7 +33,7 @@ import asyncio
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -341,7 +341,16 @@ def test_fault_cell(backend: str, fault: str, mode: str, recwarn: pytest.Warning
         run = guarded_call(scorer, mode, guard)
         requests = server.requests_seen(outcome.requests)
     warned = any(issubclass(w.category, LLMAnswerWarning) for w in recwarn)
-    problems = check(run, outcome, backend, requests, warned, guard)
+    if fault in SLOW_FAULTS:
+        # a loaded server may not read a request before the client's timeout drops it: attempts are counted where
+        # they are made (the final error says how many), and the server's count only bounds them
+        problems = check(run, replace(outcome, requests=None), backend, requests, warned, guard)
+        if requests > ATTEMPTS:
+            problems.append(f"expected at most {ATTEMPTS} request(s), server saw {requests}")
+        if run.error is not None and f"gave up after {ATTEMPTS} attempts" not in str(run.error):
+            problems.append(f"expected {ATTEMPTS} attempts, got {describe(run.error)}")
+    else:
+        problems = check(run, outcome, backend, requests, warned, guard)
 
     if fault == "trickle" and not run.hung and run.elapsed > guard:
         problems.append(f"took {run.elapsed:.1f}s, over {guard:.1f}s: timeout must bound each attempt as a whole")
