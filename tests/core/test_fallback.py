@@ -88,12 +88,12 @@ def test_deadline_bounds_the_whole_chain_including_fallbacks() -> None:
 
     class Slow(KeywordScorer):
         def score(self, query, texts):
-            time.sleep(1.0)
+            time.sleep(3.0)
             return super().score(query, texts)
 
     chain = FallbackScorer([Slow(), KeywordScorer()], deadline=0.2)
     started = time.monotonic()
     with pytest.raises(ProviderUnavailableError, match="0.2s deadline"):
         Reranker(chain).rerank("reset", ["reset password", "cat"])
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.0  # well before the slow scorer's 3 s
     assert Reranker(FallbackScorer([KeywordScorer()], deadline=5)).rerank("reset", ["cat", "reset"])[0].index == 1

@@ -12,7 +12,6 @@ import asyncio
 import json
 import math
 import threading
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -284,19 +283,16 @@ def test_disjoint_windows_run_at_once_and_overlapping_ones_in_turn() -> None:
 
 def test_pointwise_batches_overlap_up_to_max_concurrency() -> None:
     chat = RecordingChat(delay=0.1)
-    start = time.monotonic()
     asyncio.run(Reranker(LLMScorer(llm=chat, mode="pointwise", batch_size=1, max_concurrency=5),
                          top_n=None).arerank(QUERY, [f"passage {i}" for i in range(10)]))
     assert chat.calls == 10 and chat.peak == 5
-    assert time.monotonic() - start < 0.6
 
 
 def test_many_queries_share_the_background_loop_concurrently() -> None:
     chat = RecordingChat(delay=0.1)
     requests = [(f"q{i}", [f"passage {j}" for j in range(3)]) for i in range(6)]
-    start = time.monotonic()
     Reranker(LLMScorer(llm=chat), top_n=1).rerank_many(requests)
-    assert chat.peak == 6 and time.monotonic() - start < 0.5
+    assert chat.peak == 6
 
 
 def test_usage_sums_tokens_and_estimates_cost_from_given_prices() -> None:
