@@ -66,7 +66,7 @@ class CrossEncoderOptions(LocalModelOptions):
     warmup: bool = Field(
         default=False,
         description="Load the model, make the bf16 copy, compile the pass and set up its kernels (BERT-family models "
-        "on CPU; 27-35 s for a MiniLM-L6 on 2 cores: benchmarks/cross_encoder_speed.md) at construction: later "
+        "on CPU; 25-29 s for a MiniLM-L6 on 2 cores: benchmarks/cross_encoder_speed.md) at construction: later "
         "calls run faster and never wait for a compiler. False: load on first call, eager.",
     )
     exact_top_n: bool = Field(
